@@ -1,0 +1,1 @@
+"""Tenancy: consortia, participants, memberships and roles, API keys, access helpers, audit log."""

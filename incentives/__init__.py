@@ -1,0 +1,1 @@
+"""Revenue pools, allocation policies, statements and disputes."""

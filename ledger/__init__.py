@@ -1,0 +1,1 @@
+"""The tamper-evident append-only ledger: entries, postings, Merkle proofs, checkpoints."""

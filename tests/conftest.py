@@ -1,0 +1,78 @@
+"""Shared fixtures and the service markers.
+
+Tests marked ``postgres`` or ``redis`` need the real service. Without it they are skipped,
+unless ``REQUIRE_SERVICES=1`` (as in CI), where a missing service fails the run instead.
+"""
+
+import os
+
+import pytest
+from django.conf import settings
+from rest_framework.test import APIClient
+
+from tests.factories import ConsortiumFactory, MembershipFactory, ParticipantFactory
+
+
+def _services_required() -> bool:
+    return os.environ.get("REQUIRE_SERVICES") == "1"
+
+
+def _missing_service(marker_name: str) -> str | None:
+    if marker_name == "postgres":
+        if settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+            return "PostgreSQL is not configured (set DATABASE_URL=postgres://...)"
+    if marker_name == "redis":
+        url = os.environ.get("CELERY_BROKER_URL", "")
+        if not url.startswith("redis://"):
+            return "Redis is not configured (set CELERY_BROKER_URL=redis://...)"
+        try:
+            import redis
+
+            redis.Redis.from_url(url, socket_connect_timeout=2).ping()
+        except Exception as exc:
+            return f"Redis at {url} does not answer: {exc}"
+    return None
+
+
+def pytest_runtest_setup(item):
+    for marker_name in ("postgres", "redis"):
+        if item.get_closest_marker(marker_name) is None:
+            continue
+        reason = _missing_service(marker_name)
+        if reason is None:
+            continue
+        if _services_required():
+            pytest.fail(f"REQUIRE_SERVICES=1 but {reason}", pytrace=False)
+        pytest.skip(reason)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_media(settings, tmp_path):
+    # Uploads from one test must never be seen by another, nor land in the project folder.
+    settings.MEDIA_ROOT = tmp_path / "media"
+
+
+@pytest.fixture
+def api_client():
+    return APIClient()
+
+
+@pytest.fixture
+def consortium(db):
+    return ConsortiumFactory(slug="acme", name="Acme Consortium")
+
+
+@pytest.fixture
+def participants(consortium):
+    return [ParticipantFactory(consortium=consortium, slug=slug) for slug in ("alpha", "beta", "gamma")]
+
+
+@pytest.fixture
+def member(consortium, participants):
+    """``member(role)`` → a user with that role in ``consortium`` (participant users speak for alpha)."""
+
+    def make(role: str):
+        participant = participants[0] if role == "participant" else None
+        return MembershipFactory(consortium=consortium, role=role, participant=participant).user
+
+    return make

@@ -1,0 +1,1 @@
+"""Training runs and their uploads, valuation runs, and the pure valuation engine."""

@@ -1,0 +1,21 @@
+"""Training-run ingestion API routes (the coordinator's contract, DESIGN.md section 7)."""
+
+from django.urls import path
+
+from valuation import api
+
+urlpatterns = [
+    path("training-runs/", api.TrainingRunListCreate.as_view(), name="training-run-list"),
+    path("training-runs/<uuid:run_id>/", api.TrainingRunDetail.as_view(), name="training-run-detail"),
+    path(
+        "training-runs/<uuid:run_id>/rounds/<int:t>/global-weights",
+        api.GlobalWeightsUpload.as_view(),
+        name="global-weights-upload",
+    ),
+    path(
+        "training-runs/<uuid:run_id>/rounds/<int:t>/updates/<slug:participant_slug>",
+        api.UpdateUpload.as_view(),
+        name="update-upload",
+    ),
+    path("training-runs/<uuid:run_id>/validation-set", api.ValidationSetUpload.as_view(), name="validation-set-upload"),
+]

@@ -1,0 +1,93 @@
+"""Input and output shapes of the coordinator's API (DESIGN.md section 7)."""
+
+from rest_framework import serializers
+
+from valuation.models import GlobalWeights, ParticipantUpdate, TrainingRun, ValidationSet
+from valuation.spec import DTYPES, METRICS, MODEL_FAMILIES, TASKS
+
+
+class ArraySpecSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    shape = serializers.ListField(child=serializers.IntegerField(min_value=1))
+    dtype = serializers.ChoiceField(choices=DTYPES)
+
+
+class TrainingRunInput(serializers.Serializer):
+    name = serializers.CharField(max_length=200)
+    model_family = serializers.ChoiceField(choices=MODEL_FAMILIES)
+    task = serializers.ChoiceField(choices=TASKS)
+    metric = serializers.ChoiceField(choices=METRICS)
+    # Checked as a whole by valuation.spec, which names the offending array precisely.
+    parameter_spec = serializers.JSONField()
+
+
+class PayloadFields(serializers.Serializer):
+    sha256 = serializers.CharField(source="payload.sha256")
+    size = serializers.IntegerField(source="payload.size")
+    uploaded_at = serializers.DateTimeField(source="created_at")
+
+
+class GlobalWeightsOutput(PayloadFields):
+    training_run = serializers.UUIDField(source="training_run_id")
+    round = serializers.IntegerField()
+
+    class Meta:
+        model = GlobalWeights
+
+
+class UpdateOutput(PayloadFields):
+    training_run = serializers.UUIDField(source="training_run_id")
+    round = serializers.IntegerField()
+    participant = serializers.CharField(source="participant.slug")
+    num_examples = serializers.IntegerField()
+
+    class Meta:
+        model = ParticipantUpdate
+
+
+class ValidationSetOutput(PayloadFields):
+    training_run = serializers.UUIDField(source="training_run_id")
+    version = serializers.IntegerField()
+    rows = serializers.IntegerField()
+    features = serializers.IntegerField()
+    is_active = serializers.BooleanField()
+
+    class Meta:
+        model = ValidationSet
+
+
+class RoundUpdateOutput(PayloadFields):
+    participant = serializers.CharField(source="participant.slug")
+    num_examples = serializers.IntegerField()
+
+
+class RoundOutput(serializers.Serializer):
+    round = serializers.IntegerField()
+    global_weights = PayloadFields(allow_null=True)
+    updates = RoundUpdateOutput(many=True)
+
+
+class TrainingRunOutput(serializers.ModelSerializer):
+    consortium = serializers.CharField(source="consortium.slug")
+    parameter_spec = ArraySpecSerializer(many=True)
+
+    class Meta:
+        model = TrainingRun
+        fields = ["id", "consortium", "name", "model_family", "task", "metric", "parameter_spec", "created_at"]
+
+
+class TrainingRunDetailOutput(TrainingRunOutput):
+    rounds = RoundOutput(many=True)
+    validation_set = ValidationSetOutput(allow_null=True)
+
+    class Meta(TrainingRunOutput.Meta):
+        fields = TrainingRunOutput.Meta.fields + ["rounds", "validation_set"]
+
+
+class UpdateUploadInput(serializers.Serializer):
+    file = serializers.FileField(help_text=".npz with exactly the arrays of the run's parameter_spec")
+    num_examples = serializers.IntegerField(min_value=1)
+
+
+class FileUploadInput(serializers.Serializer):
+    file = serializers.FileField(help_text=".npz file")
