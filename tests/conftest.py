@@ -47,6 +47,24 @@ def pytest_runtest_setup(item):
 
 
 @pytest.fixture(autouse=True)
+def _celery_mode(request):
+    """Tasks run in-process, except in tests marked ``redis``, which start a real worker."""
+    from config.celery import app
+
+    eager = request.node.get_closest_marker("redis") is None
+    saved = app.conf.task_always_eager, app.conf.task_eager_propagates
+    app.conf.task_always_eager, app.conf.task_eager_propagates = eager, True
+    yield
+    app.conf.task_always_eager, app.conf.task_eager_propagates = saved
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    # The production hasher is slow on purpose; tests create many users.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
 def _isolated_media(settings, tmp_path):
     # Uploads from one test must never be seen by another, nor land in the project folder.
     settings.MEDIA_ROOT = tmp_path / "media"

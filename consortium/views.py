@@ -1,0 +1,94 @@
+"""Server-rendered pages of the tenancy app: dashboard, consortium, API keys, audit log."""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
+from django.http import Http404
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from consortium import services
+from consortium.access import Capability, consortium_get, principal_for, require
+from consortium.models import Scope
+
+
+@login_required
+def dashboard(request):
+    principal = principal_for(request)
+    rows = [(consortium, principal.role_in(consortium)) for consortium in principal.consortia()]
+    return render(request, "consortium/dashboard.html", {"rows": rows})
+
+
+@login_required
+def consortium_page(request, slug):
+    principal = principal_for(request)
+    consortium = consortium_get(principal, slug)
+    context = {
+        "consortium": consortium,
+        "role": principal.role_in(consortium),
+        "participants": consortium.participants.all(),
+        "training_runs": consortium.training_runs.all(),
+        "can": {capability.name.lower(): principal.can(consortium, capability) for capability in Capability},
+    }
+    return render(request, "consortium/consortium.html", context)
+
+
+class ApiKeyForm(forms.Form):
+    name = forms.CharField(max_length=100)
+    scopes = forms.MultipleChoiceField(choices=Scope.choices, widget=forms.CheckboxSelectMultiple)
+
+
+@login_required
+def api_keys_page(request, slug):
+    principal = principal_for(request)
+    consortium = consortium_get(principal, slug)
+    require(principal, consortium, Capability.VIEW_API_KEYS)
+    form = ApiKeyForm(request.POST or None)
+    created_key = None
+    if request.method == "POST":
+        require(principal, consortium, Capability.MANAGE_API_KEYS)
+        if form.is_valid():
+            try:
+                api_key, created_key = services.api_key_create(
+                    actor=principal, consortium=consortium, **form.cleaned_data
+                )
+            except ValidationError as exc:
+                form.add_error(None, exc)
+            else:
+                messages.success(request, f"API key {api_key.prefix} created. Copy it now: it is not shown again.")
+                form = ApiKeyForm()
+    context = {
+        "consortium": consortium,
+        "api_keys": consortium.api_keys.select_related("created_by"),
+        "form": form,
+        "created_key": created_key,
+        "can_manage": principal.can(consortium, Capability.MANAGE_API_KEYS),
+    }
+    return render(request, "consortium/api_keys.html", context)
+
+
+@login_required
+@require_POST
+def api_key_revoke_page(request, slug, key_id):
+    principal = principal_for(request)
+    consortium = consortium_get(principal, slug)
+    require(principal, consortium, Capability.MANAGE_API_KEYS)
+    api_key = consortium.api_keys.filter(pk=key_id).first()
+    if api_key is None:
+        raise Http404("No such API key.")
+    services.api_key_revoke(actor=principal, api_key=api_key)
+    messages.success(request, f"API key {api_key.prefix} revoked.")
+    return redirect("api-keys-page", slug=consortium.slug)
+
+
+@login_required
+def audit_page(request, slug):
+    principal = principal_for(request)
+    consortium = consortium_get(principal, slug)
+    require(principal, consortium, Capability.VIEW_AUDIT)
+    page = Paginator(consortium.audit_events.all(), 50).get_page(request.GET.get("page"))
+    return render(request, "consortium/audit.html", {"consortium": consortium, "page": page})
