@@ -18,6 +18,8 @@ def _services_required() -> bool:
 
 
 def _missing_service(marker_name: str) -> str | None:
+    if marker_name == "browser" and not os.path.exists("/usr/bin/chromium"):
+        return "Debian's chromium is not installed (apt-get install chromium)"
     if marker_name == "postgres":
         if settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
             return "PostgreSQL is not configured (set DATABASE_URL=postgres://...)"
@@ -35,7 +37,7 @@ def _missing_service(marker_name: str) -> str | None:
 
 
 def pytest_runtest_setup(item):
-    for marker_name in ("postgres", "redis"):
+    for marker_name in ("postgres", "redis", "browser"):
         if item.get_closest_marker(marker_name) is None:
             continue
         reason = _missing_service(marker_name)

@@ -1,0 +1,49 @@
+"""The pages in a real browser: sign in, find the consortium, create and revoke an API key."""
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.factories import MembershipFactory, UserFactory
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+PASSWORD = "correct horse battery staple"
+
+
+def _sign_in(page, base_url, username):
+    page.goto(f"{base_url}/login/")
+    page.get_by_label("Email").fill(username)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+
+
+def test_finance_signs_in_and_manages_an_api_key(page, live_server):
+    membership = MembershipFactory(user=UserFactory(username="finance@acme.test"), role="finance",
+                                   consortium__slug="acme", consortium__name="Acme Consortium")
+    _sign_in(page, live_server.url, membership.user.username)
+    expect(page.get_by_role("heading", name="Your consortia")).to_be_visible()
+
+    page.get_by_role("link", name="Acme Consortium").click()
+    page.get_by_role("link", name="API keys").click()
+    page.get_by_label("Name").fill("coordinator")
+    page.get_by_label("Ingest training runs, rounds and updates").check()
+    page.get_by_role("button", name="Create key").click()
+
+    secret = page.get_by_test_id("new-api-key")
+    expect(secret).to_contain_text("fsk_")
+    raw_key = secret.inner_text().strip()
+    page.goto(page.url)  # a fresh GET: the secret is not shown again
+    expect(page.get_by_test_id("new-api-key")).to_have_count(0)
+    assert raw_key not in page.content()
+
+    page.get_by_role("button", name="Revoke").click()
+    expect(page.get_by_text("revoked", exact=False).first).to_be_visible()
+
+
+def test_a_wrong_password_keeps_the_visitor_on_the_sign_in_page(page, live_server, db):
+    UserFactory(username="someone@acme.test")
+    page.goto(f"{live_server.url}/login/")
+    page.get_by_label("Email").fill("someone@acme.test")
+    page.get_by_label("Password").fill("wrong")
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_text("Please enter a correct")).to_be_visible()

@@ -1,0 +1,32 @@
+"""Structured request logging: one record per request with outcome, duration and actor."""
+
+import json
+import logging
+
+import pytest
+from pythonjsonlogger.json import JsonFormatter
+
+from tests.factories import ApiKeyFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def test_each_request_is_logged_with_its_outcome_and_actor(client, consortium, caplog):
+    key = ApiKeyFactory(consortium=consortium, scopes=["read"])
+    with caplog.at_level(logging.INFO, logger="fairshare.request"):
+        response = client.get("/api/v1/consortia/", HTTP_AUTHORIZATION=f"Api-Key {key.raw_key}",
+                              HTTP_X_REQUEST_ID="req-42")
+    record = next(r for r in caplog.records if r.name == "fairshare.request")
+    assert response["X-Request-ID"] == "req-42"
+    assert (record.method, record.path, record.status, record.request_id) == ("GET", "/api/v1/consortia/", 200, "req-42")
+    assert record.actor == f"api-key:{key.prefix} ({key.name})"
+    assert record.duration_ms >= 0
+    line = json.loads(JsonFormatter("%(message)s").format(record))
+    assert line["status"] == 200 and line["actor"].startswith("api-key:")
+
+
+def test_anonymous_requests_are_logged_as_anonymous(client, caplog):
+    with caplog.at_level(logging.INFO, logger="fairshare.request"):
+        client.get("/healthz")
+    record = next(r for r in caplog.records if r.name == "fairshare.request")
+    assert record.actor == "anonymous" and len(record.request_id) == 32
