@@ -129,6 +129,10 @@ def principal_for(request) -> Principal:
     else:
         principal = Principal(user=request.user)
     request._fairshare_principal = principal
+    # DRF wraps Django's request; the request-log middleware only sees the inner one.
+    inner = getattr(request, "_request", None)
+    if inner is not None:
+        inner._fairshare_principal = principal
     return principal
 
 
