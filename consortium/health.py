@@ -23,7 +23,7 @@ def _broker_ok() -> str | None:
     if settings.CELERY_TASK_ALWAYS_EAGER:
         return None  # tasks run in-process; there is no broker to reach
     try:
-        with celery_app.connection_for_write() as conn:
+        with celery_app.connection_for_write(settings.CELERY_BROKER_URL) as conn:
             conn.ensure_connection(max_retries=1, timeout=2)
     except Exception as exc:
         return f"{type(exc).__name__}: {exc}".strip()

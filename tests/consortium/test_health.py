@@ -3,8 +3,6 @@
 import pytest
 from django.db import OperationalError, connection
 
-from config.celery import app as celery_app
-
 pytestmark = pytest.mark.django_db
 
 
@@ -26,10 +24,10 @@ def test_unreachable_database_is_named_in_a_503(client):
     assert "Connection refused" in response.json()["checks"]["database"]
 
 
-def test_unreachable_broker_is_named_in_a_503(client, settings, monkeypatch):
+def test_unreachable_broker_is_named_in_a_503(client, settings):
     settings.CELERY_TASK_ALWAYS_EAGER = False
     # Port 9 (discard) is closed on test machines: a real connection attempt that fails.
-    monkeypatch.setattr(celery_app.conf, "broker_url", "redis://127.0.0.1:9/0")
+    settings.CELERY_BROKER_URL = "redis://127.0.0.1:9/0"
     response = client.get("/healthz")
     assert response.status_code == 503
     assert response.json()["failing"] == ["broker"]
