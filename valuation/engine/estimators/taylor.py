@@ -1,0 +1,203 @@
+"""The FL-structure estimator: a Taylor surrogate as a control variate.
+
+In an FL round a coalition's utility is a smooth function G of its FedAvg mixing
+weights p(S) (``w + Σ p_i Δ_i``). A second-order expansion of G around the grand
+coalition's mixture, ``Ĝ(p) = G0 + g·(p - p_N) + ½ (p - p_N)ᵀ H (p - p_N)``, costs
+2n² + 1 model evaluations at *mixtures* (not coalitions: no budget is spent) and is
+then valued exactly by enumerating all coalitions of the cheap quadratic (or with
+many permutations when n > 20). Sampling is spent only on the residual game
+``U - β Ĝ`` with our stratified regression estimator, so the error is that of
+estimating a small residual:
+
+    φ(U) = Σ_j β_j φ(F_j) [exact] + φ̂(U - Σ_j β_j F_j) [sampled].
+
+The features F_j are the surrogates (for log-loss and RMSE the Taylor expansion of the
+metric itself; for step metrics (accuracy, F1, AUC) of smoothed proxies, plus the
+log-loss) and, for n ≤ 20, each surrogate times |S|/n; the weights β are fitted by
+least squares on the evaluated coalitions (any fixed β keeps the estimator valid: the
+fit only makes the residual small). Any game exposing ``mixture_weights`` and
+``smooth_utility`` (see :class:`~valuation.engine.fl.FLRoundGame`) can use it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..cache import masks_from_keys
+from .common import EstimatorContext, RawEstimate, mean_and_stderr
+from .exact import popcounts, shapley_from_table
+from .stratified import greg_shapley, residual_spread, run_design
+
+__all__ = ["QuadraticSurrogate", "taylor_control_variate", "supports_taylor"]
+
+_EXACT_SURROGATE_PLAYERS = 20
+_SURROGATE_PERMUTATION_PAIRS = 2000
+
+
+def supports_taylor(game) -> bool:
+    return callable(getattr(game, "mixture_weights", None)) and callable(getattr(game, "smooth_utility", None))
+
+
+@dataclass(frozen=True)
+class QuadraticSurrogate:
+    """``Ĝ(S) = constant + g·c + ½ cᵀ H c`` with ``c = p(S) - p(N)``."""
+
+    anchor: np.ndarray
+    constant: float
+    gradient: np.ndarray
+    hessian: np.ndarray
+    origin: str = "analytic"
+
+    @classmethod
+    def for_game(cls, game) -> list["QuadraticSurrogate"]:
+        """The game's analytic expansions where it has them, else one numeric one."""
+        analytic = game.taylor_expansions() if callable(getattr(game, "taylor_expansions", None)) else None
+        if analytic:
+            return [cls(anchor=a, constant=float(v), gradient=g, hessian=h) for a, v, g, h in analytic]
+        return [cls.around_grand_coalition(game)]
+
+    @classmethod
+    def around_grand_coalition(cls, game, *, step: float = 1e-3) -> "QuadraticSurrogate":
+        # Central differences along the participants' updates: 2n² + 1 mixtures.
+        n = game.n_players
+        anchor = game.mixture_weights(np.ones((1, n), dtype=bool))[0]
+        eye = np.eye(n) * step
+        upper_i, upper_j = np.triu_indices(n, k=1)
+        cross = eye[upper_i]
+        other = eye[upper_j]
+        offsets = np.concatenate(
+            [np.zeros((1, n)), eye, -eye, cross + other, cross - other, -cross + other, -cross - other]
+        )
+        values = game.smooth_utility(anchor + offsets)
+        center, plus, minus = values[0], values[1 : n + 1], values[n + 1 : 2 * n + 1]
+        pairs = upper_i.size
+        pp, pm, mp, mm = (values[2 * n + 1 + q * pairs : 2 * n + 1 + (q + 1) * pairs] for q in range(4))
+        gradient = (plus - minus) / (2 * step)
+        hessian = np.diag((plus - 2 * center + minus) / step**2)
+        hessian[upper_i, upper_j] = hessian[upper_j, upper_i] = (pp - pm - mp + mm) / (4 * step**2)
+        return cls(anchor=anchor, constant=float(center), gradient=gradient, hessian=hessian, origin=f"finite differences ({offsets.shape[0]} mixtures)")
+
+    def of_mixtures(self, mixtures: np.ndarray) -> np.ndarray:
+        offsets = mixtures - self.anchor
+        return self.constant + offsets @ self.gradient + 0.5 * np.einsum("ij,ij->i", offsets @ self.hessian, offsets)
+
+    def table(self, game) -> np.ndarray:
+        """The surrogate at every one of the 2^n coalitions (n ≤ 20: cheap, no model)."""
+        n = game.n_players
+        table = np.empty(2**n)
+        batch = 1 << 16
+        for start in range(0, 2**n, batch):
+            keys = np.arange(start, min(start + batch, 2**n), dtype=np.int64)
+            table[start : start + keys.size] = self.of_mixtures(game.mixture_weights(masks_from_keys(keys, n)))
+        return table
+
+    def shapley(self, game, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """Shapley values of the surrogate game and their (Monte Carlo) standard error."""
+        n = game.n_players
+        if n <= _EXACT_SURROGATE_PLAYERS:
+            return shapley_from_table(self.table(game), n), np.zeros(n)
+        samples = []
+        for _ in range(_SURROGATE_PERMUTATION_PAIRS // 50):
+            orders = rng.permuted(np.tile(np.arange(n), (50, 1)), axis=1)
+            orders = np.concatenate([orders, orders[:, ::-1]])
+            position = np.empty_like(orders)
+            np.put_along_axis(position, orders, np.arange(n)[None, :], axis=1)
+            prefixes = (position[:, None, :] < np.arange(n + 1)[None, :, None]).reshape(-1, n)
+            prefix_values = self.of_mixtures(game.mixture_weights(prefixes)).reshape(orders.shape[0], n + 1)
+            marginals = np.empty((orders.shape[0], n))
+            np.put_along_axis(marginals, orders, np.diff(prefix_values, axis=1), axis=1)
+            samples.append(0.5 * (marginals[:50] + marginals[50:]))
+        return mean_and_stderr(np.concatenate(samples))
+
+
+def taylor_control_variate(context: EstimatorContext) -> RawEstimate:
+    game, n = context.game, context.n
+    if not supports_taylor(game):
+        raise ValueError("method 'taylor' needs an FL game (mixture_weights and smooth_utility); use 'stratified'")
+    surrogates, feature_values, feature_stderr = _surrogates_of(game, context.rng)
+    sized = len(feature_values) > len(surrogates)
+    exact_proxy = bool(getattr(game, "smooth_utility_is_exact", False))
+
+    def features(coalitions: np.ndarray) -> np.ndarray:
+        mixtures = game.mixture_weights(coalitions)
+        base = np.stack([s.of_mixtures(mixtures) for s in surrogates], axis=1)
+        if not sized:
+            return base
+        return np.concatenate([base, base * (coalitions.sum(axis=1, keepdims=True) / n)], axis=1)
+
+    ends = features(np.array([[False] * n, [True] * n]))
+    default = np.zeros(ends.shape[1])
+    default[: len(surrogates)] = 1.0 if exact_proxy else 1.0 / len(surrogates)
+
+    def split(design):
+        masks, values = design.samples()
+        sizes = list(masks)
+        every = features(np.concatenate([masks[size] for size in sizes]))
+        bounds = np.cumsum([0] + [masks[size].shape[0] for size in sizes])
+        at = {size: every[bounds[i] : bounds[i + 1]] for i, size in enumerate(sizes)}
+        weights = _calibrate(values, at, context, ends, default)
+        residual = {size: values[size] - at[size] @ weights for size in masks}
+        estimate, stderr = greg_shapley(
+            n, masks, residual, context.u_empty - ends[0] @ weights, context.u_grand - ends[1] @ weights
+        )
+        estimate = estimate + weights @ feature_values
+        stderr = np.sqrt(stderr**2 + (np.abs(weights) @ feature_stderr) ** 2)
+        return weights, estimate, stderr
+
+    def spread_of(design):
+        masks, values = design.samples()
+        sizes = list(masks)
+        every = features(np.concatenate([masks[size] for size in sizes]))
+        bounds = np.cumsum([0] + [masks[size].shape[0] for size in sizes])
+        at = {size: every[bounds[i] : bounds[i + 1]] for i, size in enumerate(sizes)}
+        weights = _calibrate(values, at, context, ends, default)
+        residual = {size: values[size] - at[size] @ weights for size in masks}
+        return residual_spread(n, masks, residual, context.u_empty - ends[0] @ weights, context.u_grand - ends[1] @ weights)
+
+    design = run_design(context, estimate_of=lambda d: split(d)[2], spread_of=spread_of)
+    weights, values, stderr = split(design)
+    info = {"pairs": design.pairs_taken, "surrogate_weights": weights.tolist(), "surrogate": surrogates[0].origin}
+    return RawEstimate(values=values, stderr=stderr, info=info)
+
+
+def _surrogates_of(game, rng: np.random.Generator):
+    """The game's surrogates and the exact Shapley values of the control-variate
+    features built from them, kept on the game: they depend on the game alone, so
+    re-valuations (other seeds, budgets) reuse them.
+
+    Features: each surrogate Ĝ_j, and (n ≤ 20, where every coalition of the cheap
+    surrogate is enumerated) Ĝ_j · |S|/n as well, letting the fit bend the surrogate
+    differently for small and large coalitions. Monte-Carlo valued surrogates (n > 20)
+    are recomputed per estimate so the result stays a function of the seed.
+    """
+    cached = getattr(game, "_taylor_features", None)
+    if cached is not None:
+        return cached
+    surrogates = QuadraticSurrogate.for_game(game)
+    n = game.n_players
+    if n <= _EXACT_SURROGATE_PLAYERS:
+        tables = [s.table(game) for s in surrogates]
+        sizes = popcounts(n) / n
+        games = tables + [table * sizes for table in tables]
+        values = np.array([shapley_from_table(table, n) for table in games])
+        result = (surrogates, values, np.zeros_like(values))
+        try:
+            game._taylor_features = result
+        except AttributeError:  # a game with __slots__: recompute next time
+            pass
+        return result
+    estimates = [s.shapley(game, rng) for s in surrogates]
+    return surrogates, np.array([e[0] for e in estimates]), np.array([e[1] for e in estimates])
+
+
+def _calibrate(values, at, context, ends, default) -> np.ndarray:
+    """Least-squares weights of the features (plus an intercept) on every evaluated
+    coalition; the plain surrogate mix when there are too few coalitions to fit."""
+    utility = np.concatenate([*values.values(), [context.u_empty, context.u_grand]])
+    features = np.concatenate([*at.values(), ends])
+    design = np.column_stack([np.ones(utility.size), features])
+    if utility.size <= 2 * design.shape[1]:
+        return default
+    return np.linalg.lstsq(design, utility, rcond=None)[0][1:]
