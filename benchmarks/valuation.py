@@ -37,12 +37,12 @@ sys.path[:0] = [str(ROOT), str(HERE)]
 
 import numpy as np  # noqa: E402
 from scipy.stats import spearmanr  # noqa: E402
+from valuation_common import DistinctCounter, relative_l2_error  # noqa: E402
 
 from valuation.engine import AirportGame, UnanimityGame, WeightedVotingGame, estimate  # noqa: E402
 from valuation.engine.cache import masks_from_keys  # noqa: E402
 from valuation.engine.estimators.kernel import warm_up_shap  # noqa: E402
 from valuation.engine.simulate import simulate_consortium, simulate_training_run  # noqa: E402
-from valuation_common import DistinctCounter, relative_l2_error  # noqa: E402
 
 BUDGET_FRACTIONS = (0.05, 0.10, 0.25, 0.50)
 OUR_METHODS = ("auto", "stratified", "permutation", "tmc")

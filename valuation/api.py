@@ -11,9 +11,9 @@ import hashlib
 
 from django.conf import settings
 from django.db import transaction
+from django.http import Http404
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
-from django.http import Http404
 from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
 from rest_framework.generics import ListAPIView
 from rest_framework.parsers import FormParser, MultiPartParser
@@ -24,13 +24,16 @@ from consortium.access import Capability, participant_get, principal_for, requir
 from consortium.api_errors import Conflict, PayloadTooLarge
 from consortium.idempotency import (
     HEADER as IDEMPOTENCY_HEADER,
+)
+from consortium.idempotency import (
     IdempotencyConflict,
     InvalidIdempotencyKey,
     idempotency_replay,
     idempotency_store,
     idempotent_request,
 )
-from valuation import ingest, serializers as s
+from valuation import ingest
+from valuation import serializers as s
 from valuation.access import training_run_get, training_runs_visible
 from valuation.npz import UploadTooLarge
 from valuation.selectors import training_run_rounds, validation_set_active
