@@ -207,6 +207,10 @@ SPECTACULAR_SETTINGS = {
 
 LEDGER_SIGNING_KEY = env_str("LEDGER_SIGNING_KEY", "")
 LEDGER_SIGNING_KEY_FILE = Path(env_str("LEDGER_SIGNING_KEY_FILE", str(BASE_DIR / "var" / "ledger_signing_key")))
+# The origin line of signed checkpoints (and the signing key's name); empty: fairshare.local/ledger.
+LEDGER_ORIGIN = env_str("LEDGER_ORIGIN", "")
+# Earlier public keys (base64) whose checkpoints stay verifiable after a key rotation.
+LEDGER_TRUSTED_PUBLIC_KEYS = env_list("LEDGER_TRUSTED_PUBLIC_KEYS", [])
 
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO")
 LOGGING = {

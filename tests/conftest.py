@@ -4,6 +4,7 @@ Tests marked ``postgres`` or ``redis`` need the real service. Without it they ar
 unless ``REQUIRE_SERVICES=1`` (as in CI), where a missing service fails the run instead.
 """
 
+import base64
 import os
 
 import pytest
@@ -69,6 +70,15 @@ def _celery_mode(request):
 def _fast_password_hashing(settings):
     # The production hasher is slow on purpose; tests create many users.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+TEST_LEDGER_SIGNING_KEY = base64.b64encode(bytes(range(32))).decode()
+
+
+@pytest.fixture(autouse=True)
+def _ledger_signing_key(settings):
+    # Tests run with DEBUG off, where the ledger refuses to invent a signing key.
+    settings.LEDGER_SIGNING_KEY = TEST_LEDGER_SIGNING_KEY
 
 
 @pytest.fixture(autouse=True)

@@ -7,6 +7,7 @@ from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 
 from consortium.models import ApiKey, AuditEvent, Consortium, Membership
+from ledger.models import Checkpoint, LedgerEntry
 from valuation.models import ParticipantUpdate, TrainingRun, ValidationSet
 
 pytestmark = pytest.mark.django_db
@@ -74,6 +75,10 @@ def test_seed_demo_creates_the_documented_logins_and_a_training_run():
     assert "seed-3" in run_.name
     assert ParticipantUpdate.objects.filter(training_run=run_).count() == 3 * consortium.participants.count()
     assert ValidationSet.objects.filter(training_run=run_, is_active=True).exists()
+    verify = io.StringIO()
+    call_command("verify_ledger", stdout=verify, stderr=verify)  # exits non-zero (SystemExit) unless intact
+    assert LedgerEntry.objects.filter(consortium=consortium).count() >= 2
+    assert Checkpoint.objects.exists()
 
 
 def test_seed_demo_can_run_twice():

@@ -10,6 +10,7 @@ from django.db import transaction
 from consortium.audit import system_principal
 from consortium.models import Consortium, Membership, Participant
 from consortium.services import consortium_create, membership_set
+from ledger.demo import ledger_seed_demo
 from valuation.demo import demo_training_run_seed
 
 DEMO_SLUG = "demo"
@@ -39,7 +40,8 @@ def _user(email: str):
 
 
 class Command(BaseCommand):
-    help = "Create the demo consortium, its users (password 'demo') and a training run with uploads."
+    help = ("Create the demo consortium, its users (password 'demo'), a training run with uploads, "
+            "and the first ledger entries with a signed checkpoint.")
 
     def add_arguments(self, parser):
         parser.add_argument("--seed", type=int, default=0, help="seed of every simulated number (default 0)")
@@ -60,6 +62,7 @@ class Command(BaseCommand):
                 membership_set(actor=actor, user=user, consortium=consortium, role="participant",
                                participant=participant)
         run = demo_training_run_seed(consortium=consortium, actor=actor, seed=seed)
+        ledger_seed_demo(consortium=consortium, actor=actor)
         self.stdout.write(f"Demo consortium '{consortium.slug}' ready; training run '{run.name}' (seed {seed}).")
         self.stdout.write(f"Logins (password '{DEMO_PASSWORD}'):")
         for email, role in STAFF_LOGINS:

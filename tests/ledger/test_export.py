@@ -1,0 +1,126 @@
+"""export_ledger and the stand-alone verify_export.py, run as a participant would run it."""
+
+import base64
+import json
+import shutil
+import subprocess
+import sys
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.core.management import call_command
+
+from ledger import signing
+from ledger.services import checkpoint_create, entry_append
+
+pytestmark = pytest.mark.django_db
+
+VERIFIER = Path(settings.BASE_DIR) / "ledger" / "verify_export.py"
+
+# Run the copied script with Django and the project made unimportable: it must need neither.
+_ISOLATED = (
+    "import runpy, sys; "
+    "sys.modules.update({'django': None, 'ledger': None, 'consortium': None, 'rfc8785': None}); "
+    "sys.argv = sys.argv[1:]; runpy.run_path(sys.argv[0], run_name='__main__')"
+)
+
+
+def run_verifier(tmp_path, *args) -> subprocess.CompletedProcess:
+    script = tmp_path / "verify_export.py"
+    shutil.copy(VERIFIER, script)
+    return subprocess.run(
+        [sys.executable, "-I", "-c", _ISOLATED, str(script), *map(str, args)],
+        capture_output=True, text=True, cwd=tmp_path, timeout=60,
+    )
+
+
+@pytest.fixture
+def public_key():
+    return base64.b64encode(signing.public_key_bytes()).decode()
+
+
+@pytest.fixture
+def exported(consortium, participants, receipt, tmp_path):
+    receipt(consortium, amount="250000.00")
+    entry_append(consortium=consortium, kind="transaction", body={"memo": "statement alpha"}, actor="system:test",
+                 reference_type="statement", reference_id="s-alpha", idempotency_key="s-alpha",
+                 postings=[("revenue_pool", Decimal("-1000.00"), "EUR"), ("participant_payable:alpha", Decimal("1000.00"), "EUR")])
+    entry_append(consortium=consortium, kind="record", body={"note": "é \u2028 \U0001f600", "n": 7}, actor="system:test",
+                 reference_type="dispute", reference_id="d-1", participants=["beta"])
+    checkpoint_create()
+    receipt(consortium, amount="1.00")  # after the checkpoint: chained, not yet signed
+    path = tmp_path / "ledger.jsonl"
+    call_command("export_ledger", "--out", str(path))
+    return path
+
+
+def test_the_export_is_json_lines_whose_entry_lines_are_the_canonical_bytes(exported):
+    lines = exported.read_bytes().split(b"\n")
+    header, trailer = json.loads(lines[0]), json.loads(lines[-2])
+    assert header["format"] == "fairshare-ledger-export" and header["entries"] == 4
+    assert header["public_key"] == base64.b64encode(signing.public_key_bytes()).decode()
+    assert trailer["checkpoint"]["tree_size"] == 3 and trailer["checkpoint"]["note"].startswith("fairshare.local/ledger\n3\n")
+    from ledger.models import LedgerEntry
+
+    assert lines[1:5] == [bytes(e.canonical) for e in LedgerEntry.objects.order_by("seq")]
+
+
+def test_an_intact_export_verifies_offline(exported, tmp_path, public_key):
+    result = run_verifier(tmp_path, exported, "--public-key", public_key)
+    assert result.returncode == 0, result.stderr
+    assert "OK: 4 entries" in result.stdout and "checkpoint at size 3" in result.stdout
+
+
+def test_an_export_verifies_with_its_own_key_but_says_so(exported, tmp_path):
+    result = run_verifier(tmp_path, exported)
+    assert result.returncode == 0 and "pass --public-key" in result.stdout
+
+
+def test_a_tampered_amount_is_named_offline(exported, tmp_path, public_key):
+    exported.write_bytes(exported.read_bytes().replace(b'"1000.00"', b'"9000.00"', 1))
+    result = run_verifier(tmp_path, exported, "--public-key", public_key)
+    assert result.returncode == 1
+    assert "entry 1: the transaction does not balance in EUR" in result.stderr
+
+
+def test_a_rebalanced_tamper_breaks_the_chain_offline(exported, tmp_path, public_key):
+    data = exported.read_bytes().replace(b'"1000.00"', b'"9000.00"', 1).replace(b'"-1000.00"', b'"-9000.00"', 1)
+    exported.write_bytes(data)
+    result = run_verifier(tmp_path, exported, "--public-key", public_key)
+    assert result.returncode == 1 and "entry 2: the hash chain is broken" in result.stderr
+
+
+def test_a_removed_entry_is_found_offline(exported, tmp_path, public_key):
+    lines = exported.read_bytes().split(b"\n")
+    header = json.loads(lines[0])
+    header["entries"] = 3
+    exported.write_bytes(b"\n".join([json.dumps(header).encode(), *lines[1:2], *lines[3:]]))
+    result = run_verifier(tmp_path, exported, "--public-key", public_key)
+    assert result.returncode == 1 and "entry 1: the entry says seq 2" in result.stderr
+
+
+def test_a_forged_checkpoint_is_refused_offline(exported, tmp_path, public_key):
+    data = exported.read_bytes().replace(b"fairshare.local/ledger\\n3\\n", b"fairshare.local/ledger\\n2\\n")
+    exported.write_bytes(data)
+    result = run_verifier(tmp_path, exported, "--public-key", public_key)
+    assert result.returncode == 1 and "signature is invalid" in result.stderr
+
+
+def test_another_key_is_refused_offline(exported, tmp_path):
+    result = run_verifier(tmp_path, exported, "--public-key", base64.b64encode(bytes(32)).decode())
+    assert result.returncode == 1 and "not signed by the given public key" in result.stderr
+
+
+def test_the_offline_canonical_form_matches_rfc8785_on_awkward_text():
+    import importlib.util
+
+    import rfc8785
+
+    spec = importlib.util.spec_from_file_location("verify_export", VERIFIER)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    value = {"\U0001f600": 1, "\ufb01": 2, "a": ["\x00\x1f\x7f", "\u2028", '"\\', None, True, -(2**53 - 1)],
+             "é": {"z": {}, "": []}}
+    assert module.canonical_json(value).encode() == rfc8785.dumps(value)
