@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
+# Variables a fresh process must not inherit from the test run (the browser tests set the last).
 SERVICE_VARIABLES = ("DATABASE_URL", "CELERY_BROKER_URL", "CELERY_RESULT_BACKEND", "DEBUG", "SECRET_KEY",
-                     "LEDGER_SIGNING_KEY", "ALLOWED_HOSTS", "MEDIA_ROOT")
+                     "LEDGER_SIGNING_KEY", "ALLOWED_HOSTS", "MEDIA_ROOT", "DJANGO_ALLOW_ASYNC_UNSAFE")
 PRODUCTION = {"DEBUG": "0", "SECRET_KEY": "x" * 64 + "-production-secret", "ALLOWED_HOSTS": "fairshare.example",
               "LEDGER_SIGNING_KEY": "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="}
 

@@ -13,7 +13,10 @@ from hypothesis import strategies as st
 
 from ledger import merkle
 
-VECTORS = Path(settings.BASE_DIR).parent / "shared" / "test-vectors" / "merkle"
+# A copy of ../shared/test-vectors/merkle (transparency-dev/merkle, Apache-2.0), kept in the
+# repository so that a clone anywhere runs them; the test below keeps the copy honest.
+VECTORS = Path(__file__).resolve().parent / "vectors" / "merkle"
+SHARED_VECTORS = Path(settings.BASE_DIR).parent / "shared" / "test-vectors" / "merkle"
 PROBES = sorted(VECTORS.glob("**/*.json"))
 
 
@@ -39,6 +42,13 @@ def _check_probe(kind: str, probe: dict) -> None:
 
 def test_all_518_reference_probes_are_there():
     assert len(PROBES) == 518
+
+
+@pytest.mark.skipif(not SHARED_VECTORS.is_dir(), reason="no ../shared checkout next to the project")
+def test_the_probe_copy_matches_the_shared_vectors():
+    shared = {path.relative_to(SHARED_VECTORS): path.read_bytes() for path in SHARED_VECTORS.glob("**/*.json")}
+    copied = {path.relative_to(VECTORS): path.read_bytes() for path in PROBES}
+    assert copied == shared
 
 
 @pytest.mark.parametrize("path", PROBES, ids=lambda path: str(path.relative_to(VECTORS)))
