@@ -150,6 +150,16 @@ def require(principal: Principal, consortium: Consortium, capability: Capability
         raise PermissionDenied(f"Your role does not allow this ({capability}).")
 
 
+def api_key_get(principal: Principal, consortium: Consortium, key_id) -> ApiKey:
+    """An API key of a consortium the caller is in, else 404."""
+    if consortium.id not in principal.consortium_ids():
+        raise Http404("No such API key.")
+    api_key = consortium.api_keys.filter(pk=key_id).first()
+    if api_key is None:
+        raise Http404("No such API key.")
+    return api_key
+
+
 def participant_get(principal: Principal, consortium: Consortium, slug: str) -> Participant:
     """A participant of a consortium the caller is in; a participant user sees only its own."""
     if consortium.id not in principal.consortium_ids():

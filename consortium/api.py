@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.http import Http404
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import ValidationError
@@ -12,7 +11,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from consortium import services
-from consortium.access import Capability, consortium_get, principal_for, require
+from consortium.access import Capability, api_key_get, consortium_get, principal_for, require
 from consortium.models import ApiKey, AuditEvent, Consortium, Membership, Participant, Scope, Transparency
 
 
@@ -174,7 +173,5 @@ class ApiKeyRevoke(APIView):
         principal = principal_for(request)
         consortium = consortium_get(principal, slug)
         require(principal, consortium, Capability.MANAGE_API_KEYS)
-        api_key = consortium.api_keys.filter(pk=key_id).first()
-        if api_key is None:
-            raise Http404("No such API key.")
+        api_key = api_key_get(principal, consortium, key_id)
         return Response(ApiKeyOutput(services.api_key_revoke(actor=principal, api_key=api_key)).data)

@@ -7,12 +7,11 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.http import Http404
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from consortium import services
-from consortium.access import Capability, consortium_get, principal_for, require
+from consortium.access import Capability, api_key_get, consortium_get, principal_for, require
 from consortium.models import Scope
 
 
@@ -77,9 +76,7 @@ def api_key_revoke_page(request, slug, key_id):
     principal = principal_for(request)
     consortium = consortium_get(principal, slug)
     require(principal, consortium, Capability.MANAGE_API_KEYS)
-    api_key = consortium.api_keys.filter(pk=key_id).first()
-    if api_key is None:
-        raise Http404("No such API key.")
+    api_key = api_key_get(principal, consortium, key_id)
     services.api_key_revoke(actor=principal, api_key=api_key)
     messages.success(request, f"API key {api_key.prefix} revoked.")
     return redirect("api-keys-page", slug=consortium.slug)

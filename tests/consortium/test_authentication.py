@@ -82,3 +82,13 @@ def test_an_unknown_scope_is_a_400_naming_it(api_client, member, consortium):
     response = api_client.post("/api/v1/consortia/acme/api-keys/", {"name": "k", "scopes": ["admin"]})
     assert response.status_code == 400
     assert "admin" in response.json()["error"]["message"]
+
+
+def test_a_key_of_another_consortium_cannot_be_revoked_by_id(api_client, member, consortium):
+    from tests.factories import ConsortiumFactory
+
+    foreign = ApiKeyFactory(consortium=ConsortiumFactory(slug="other"))
+    api_client.force_authenticate(member("finance"))
+    response = api_client.post(f"/api/v1/consortia/acme/api-keys/{foreign.pk}/revoke")
+    assert response.status_code == 404
+    assert ApiKey.objects.get(pk=foreign.pk).revoked_at is None

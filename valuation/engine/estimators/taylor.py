@@ -131,7 +131,8 @@ def taylor_control_variate(context: EstimatorContext) -> RawEstimate:
     default = np.zeros(ends.shape[1])
     default[: len(surrogates)] = 1.0 if exact_proxy else 1.0 / len(surrogates)
 
-    def split(design):
+    def residuals(design):
+        """The sampled residuals U - weights·features by size, after calibrating the weights."""
         masks, values = design.samples()
         sizes = list(masks)
         every = features(np.concatenate([masks[size] for size in sizes]))
@@ -139,22 +140,18 @@ def taylor_control_variate(context: EstimatorContext) -> RawEstimate:
         at = {size: every[bounds[i] : bounds[i + 1]] for i, size in enumerate(sizes)}
         weights = _calibrate(values, at, context, ends, default)
         residual = {size: values[size] - at[size] @ weights for size in masks}
-        estimate, stderr = greg_shapley(
-            n, masks, residual, context.u_empty - ends[0] @ weights, context.u_grand - ends[1] @ weights
-        )
+        return masks, residual, weights, context.u_empty - ends[0] @ weights, context.u_grand - ends[1] @ weights
+
+    def split(design):
+        masks, residual, weights, empty, grand = residuals(design)
+        estimate, stderr = greg_shapley(n, masks, residual, empty, grand)
         estimate = estimate + weights @ feature_values
         stderr = np.sqrt(stderr**2 + (np.abs(weights) @ feature_stderr) ** 2)
         return weights, estimate, stderr
 
     def spread_of(design):
-        masks, values = design.samples()
-        sizes = list(masks)
-        every = features(np.concatenate([masks[size] for size in sizes]))
-        bounds = np.cumsum([0] + [masks[size].shape[0] for size in sizes])
-        at = {size: every[bounds[i] : bounds[i + 1]] for i, size in enumerate(sizes)}
-        weights = _calibrate(values, at, context, ends, default)
-        residual = {size: values[size] - at[size] @ weights for size in masks}
-        return residual_spread(n, masks, residual, context.u_empty - ends[0] @ weights, context.u_grand - ends[1] @ weights)
+        masks, residual, _weights, empty, grand = residuals(design)
+        return residual_spread(n, masks, residual, empty, grand)
 
     design = run_design(context, estimate_of=lambda d: split(d)[2], spread_of=spread_of)
     weights, values, stderr = split(design)
