@@ -37,6 +37,9 @@ def _actor(request) -> str:
     if principal is not None:
         return principal.label
     user = getattr(request, "user", None)
+    api_key = getattr(user, "api_key", None)
+    if api_key is not None:  # a machine client whose view never built a principal
+        return f"api-key:{api_key.prefix} ({api_key.name})"
     if user is not None and user.is_authenticated:
         return f"user:{user.get_username()}"
     return "anonymous"

@@ -8,6 +8,7 @@ and serialise the answer.
 from __future__ import annotations
 
 import hashlib
+import json
 
 from django.conf import settings
 from django.db import transaction
@@ -16,7 +17,7 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
 from rest_framework.generics import ListAPIView
-from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -114,6 +115,7 @@ def _digest(*parts: bytes | str) -> str:
 
 class TrainingRunListCreate(ListAPIView):
     serializer_class = s.TrainingRunOutput
+    parser_classes = [JSONParser]  # the coordinator's contract: a JSON body
 
     def get_queryset(self):
         runs = training_runs_visible(principal_for(self.request))
@@ -129,7 +131,9 @@ class TrainingRunListCreate(ListAPIView):
         require(principal, consortium, Capability.INGEST)
         data = s.TrainingRunInput(data=request.data)
         data.is_valid(raise_exception=True)
-        write = IdempotentWrite(request, consortium, _digest(request.body))
+        # The parsed body, canonically serialised: whitespace or key order is not a new request.
+        body = json.dumps(data.validated_data, sort_keys=True, separators=(",", ":"))
+        write = IdempotentWrite(request, consortium, _digest(body))
         return write.run(
             lambda: (ingest.training_run_create(actor=principal, consortium=consortium, **data.validated_data), True),
             lambda run: s.TrainingRunOutput(run).data,

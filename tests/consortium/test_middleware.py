@@ -30,3 +30,12 @@ def test_anonymous_requests_are_logged_as_anonymous(client, caplog):
         client.get("/healthz")
     record = next(r for r in caplog.records if r.name == "fairshare.request")
     assert record.actor == "anonymous" and len(record.request_id) == 32
+
+
+def test_a_key_refused_before_its_view_ran_is_still_logged_as_the_key(client, consortium, caplog):
+    key = ApiKeyFactory(consortium=consortium, scopes=["read"])
+    with caplog.at_level(logging.INFO, logger="fairshare.request"):
+        response = client.delete("/api/v1/consortia/", HTTP_AUTHORIZATION=f"Api-Key {key.raw_key}")
+    record = next(r for r in caplog.records if r.name == "fairshare.request")
+    assert response.status_code == 405
+    assert record.actor == f"api-key:{key.prefix} ({key.name})"

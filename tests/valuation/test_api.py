@@ -2,6 +2,7 @@
 
 import hashlib
 import io
+import json
 import zipfile
 
 import numpy as np
@@ -109,6 +110,26 @@ def test_training_run_create_replays_for_the_same_idempotency_key(coordinator):
     assert (first.status_code, again.status_code, other.status_code) == (201, 200, 409)
     assert again.json() == first.json()
     assert TrainingRun.objects.count() == 1
+
+
+def test_training_run_create_takes_json_only(coordinator):
+    body = {"name": "r", "model_family": "logistic", "task": "binary", "metric": "auc", "parameter_spec": "[]"}
+    response = coordinator.post("/api/v1/training-runs/", body, format="multipart",
+                                headers={"Idempotency-Key": "form-1"})
+    assert response.status_code == 415
+    assert "multipart/form-data" in error_message(response)
+
+
+def test_the_same_json_with_other_whitespace_is_the_same_idempotent_request(coordinator):
+    compact = ('{"name":"r","model_family":"logistic","task":"binary","metric":"auc","parameter_spec":'
+               + json.dumps(LOGISTIC_SPEC) + "}")
+    spaced = json.dumps(json.loads(compact), indent=2)
+    first = coordinator.post("/api/v1/training-runs/", compact, content_type="application/json",
+                             headers={"Idempotency-Key": "json-1"})
+    again = coordinator.post("/api/v1/training-runs/", spaced, content_type="application/json",
+                             headers={"Idempotency-Key": "json-1"})
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert again.json()["id"] == first.json()["id"]
 
 
 def test_training_run_detail_shows_who_uploaded_what(coordinator, training_run):
