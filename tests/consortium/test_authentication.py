@@ -92,3 +92,16 @@ def test_a_key_of_another_consortium_cannot_be_revoked_by_id(api_client, member,
     response = api_client.post(f"/api/v1/consortia/acme/api-keys/{foreign.pk}/revoke")
     assert response.status_code == 404
     assert ApiKey.objects.get(pk=foreign.pk).revoked_at is None
+
+
+@pytest.mark.parametrize(("query", "status", "count"), [
+    ("limit=119912984591643645647197285908480", 200, 1),  # served as the maximum page
+    ("offset=119912984591643645647197285908480", 400, None),
+    ("limit=abc", 200, 1),  # ignored, as DRF does
+])
+def test_pagination_parameters_are_bounded(api_client, consortium, query, status, count):
+    key = ApiKeyFactory(consortium=consortium, scopes=["read"])
+    response = api_client.get(f"/api/v1/consortia/?{query}", HTTP_AUTHORIZATION=f"Api-Key {key.raw_key}")
+    assert response.status_code == status
+    if count is not None:
+        assert len(response.json()["results"]) == count
