@@ -24,6 +24,8 @@ SQLITE_PERMIT_FUNCTION = "fairshare_ledger_flush_permitted"
 
 APPEND_ONLY_TABLES = ("ledger_entry", "ledger_posting", "ledger_entry_participant", "ledger_node", "ledger_checkpoint")
 HEAD_TABLE = "ledger_head"
+# Rows that ledger entries refer to; guarded against deletion instead of by foreign keys (0004).
+REFERENCED_TABLES = ("consortium_consortium", "consortium_participant")
 ALL_TABLES = (*APPEND_ONLY_TABLES, HEAD_TABLE)
 
 _sqlite_permit = threading.local()
@@ -74,6 +76,9 @@ def expected_triggers(vendor: str) -> dict[str, str]:
             triggers[f"{table}_no_truncate"] = table
         triggers[f"{HEAD_TABLE}_forward_only"] = HEAD_TABLE
         triggers[f"{HEAD_TABLE}_no_truncate"] = HEAD_TABLE
+        for table in REFERENCED_TABLES:
+            triggers[f"{table}_ledger_referenced"] = table
+            triggers[f"{table}_ledger_no_truncate"] = table
         return triggers
     if vendor == "sqlite":
         triggers = {}
@@ -82,12 +87,15 @@ def expected_triggers(vendor: str) -> dict[str, str]:
             triggers[f"{table}_no_delete"] = table
         triggers[f"{HEAD_TABLE}_forward_only"] = HEAD_TABLE
         triggers[f"{HEAD_TABLE}_no_delete"] = HEAD_TABLE
+        for table in REFERENCED_TABLES:
+            triggers[f"{table}_ledger_referenced"] = table
         return triggers
     return {}
 
 
 def trigger_problems(connection) -> list[str]:
-    """What is wrong with the enforcement triggers: missing, or not ENABLE ALWAYS."""
+    """What is wrong with the enforcement triggers (append-only tables, forward-only head,
+    guards on the referenced tables): missing, or not ENABLE ALWAYS."""
     expected = expected_triggers(connection.vendor)
     if not expected:
         return []
@@ -96,7 +104,7 @@ def trigger_problems(connection) -> list[str]:
             cursor.execute(
                 "SELECT t.tgname, c.relname, t.tgenabled FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid "
                 "WHERE NOT t.tgisinternal AND c.relname = ANY(%s)",
-                [list(ALL_TABLES)],
+                [[*ALL_TABLES, *REFERENCED_TABLES]],
             )
             found = {name: (table, enabled) for name, table, enabled in cursor.fetchall()}
         else:
@@ -105,7 +113,7 @@ def trigger_problems(connection) -> list[str]:
     problems = []
     for name, table in expected.items():
         if name not in found or found[name][0] != table:
-            problems.append(f"append-only trigger {name} on {table} is missing")
+            problems.append(f"ledger trigger {name} on {table} is missing")
         elif found[name][1] != "A":
-            problems.append(f"append-only trigger {name} on {table} is not ENABLE ALWAYS (state {found[name][1]!r})")
+            problems.append(f"ledger trigger {name} on {table} is not ENABLE ALWAYS (state {found[name][1]!r})")
     return problems

@@ -1,5 +1,9 @@
 """Ledger state: entries, their postings and participants, Merkle nodes, checkpoints, the head.
 
+The foreign keys have no database constraint (``db_constraint=False``): their checks would
+run at COMMIT, while the append holds the chain head locked. What they protected is kept by
+the append function and by delete guards on the referenced tables (migration 0004).
+
 Everything except the head is append-only, in three layers: these models refuse to save an
 existing row or delete one (and their querysets refuse ``update()`` and ``delete()``),
 database triggers refuse UPDATE, DELETE and TRUNCATE (``ledger/enforcement.py``), and
@@ -82,7 +86,9 @@ class LedgerEntry(AppendOnlyModel):
 
     seq = models.BigIntegerField(primary_key=True)
     kind = models.CharField(max_length=16, choices=EntryKind.choices)
-    consortium = models.ForeignKey(Consortium, on_delete=models.PROTECT, related_name="ledger_entries", db_index=False)
+    consortium = models.ForeignKey(
+        Consortium, on_delete=models.PROTECT, related_name="ledger_entries", db_index=False, db_constraint=False
+    )
     reference_type = models.CharField(max_length=32, choices=ReferenceType.choices)
     reference_id = models.CharField(max_length=64)
     participants = models.ManyToManyField(
@@ -134,7 +140,9 @@ class Posting(AppendOnlyModel):
     """One line of a journal transaction; amounts are integers in the currency's minor unit."""
 
     pk = models.CompositePrimaryKey("entry", "line")
-    entry = models.ForeignKey(LedgerEntry, on_delete=models.PROTECT, related_name="postings", db_index=False)
+    entry = models.ForeignKey(
+        LedgerEntry, on_delete=models.PROTECT, related_name="postings", db_index=False, db_constraint=False
+    )
     line = models.PositiveSmallIntegerField()
     account = models.CharField(max_length=100, db_index=True)
     currency = models.CharField(max_length=3)
@@ -156,8 +164,8 @@ class LedgerEntryParticipant(AppendOnlyModel):
     """Which participants an entry concerns: what a participant user may see."""
 
     pk = models.CompositePrimaryKey("entry", "participant")
-    entry = models.ForeignKey(LedgerEntry, on_delete=models.PROTECT, related_name="+", db_index=False)
-    participant = models.ForeignKey(Participant, on_delete=models.PROTECT, related_name="+")
+    entry = models.ForeignKey(LedgerEntry, on_delete=models.PROTECT, related_name="+", db_index=False, db_constraint=False)
+    participant = models.ForeignKey(Participant, on_delete=models.PROTECT, related_name="+", db_constraint=False)
 
     class Meta:
         db_table = "ledger_entry_participant"

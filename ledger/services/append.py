@@ -8,14 +8,17 @@ entry with its postings, participant links and the Merkle nodes its leaf complet
 the head forward. Concurrent appenders queue on that one row, so the chain can neither fork nor
 leave a gap.
 
-On PostgreSQL the locked part is one call of ``fairshare_ledger_append`` (migration 0003):
-the head stays locked until COMMIT, so each round trip while it is held is paid by every
-writer of the deployment, and under autocommit the call and its COMMIT are one round trip.
-That COMMIT does not wait for the WAL flush (``synchronous_commit`` off for the append's
-transaction only), so the lock is not held across an fsync; ``entry_append`` returns after a
-synchronous commit outside the lock has flushed the WAL past the entry, so a returned
-entry is durable. A crash before that flush loses the entry and everything chained after
-it (the WAL is replayed in order), never one entry out of the middle.
+On PostgreSQL the locked part is one call of ``fairshare_ledger_append`` (migrations 0003
+and 0004): the head stays locked until COMMIT, so each round trip while it is held is paid
+by every writer of the deployment. That COMMIT does not wait for the WAL flush
+(``synchronous_commit`` off for the append's transaction only), so the lock is not held
+across an fsync; ``entry_append`` returns after a synchronous commit outside the lock has
+flushed the WAL past the entry, so a returned entry is durable. Under autocommit the call,
+its COMMIT and that flush are sent as one round trip; inside the caller's transaction the
+flush follows the caller's COMMIT. A crash before the flush loses the entry and everything
+chained after it (the WAL is replayed in order), never one entry out of the middle; if the
+connection fails between the COMMIT and the flush, the entry may exist although the call
+raised, and a retry with the same idempotency key returns it.
 Elsewhere (SQLite) the same steps run here in Python.
 """
 
@@ -101,38 +104,82 @@ def _appended(draft: EntryDraft, *, seq: int, prev_hash: bytes, time_text: str) 
 
 # --- PostgreSQL: one function call ----------------------------------------------------------
 
+_CALL = (
+    "fairshare_ledger_append(%s, %s::uuid, %s, %s, %s, %s, %s::bytea, %s::bytea, %s::bytea, %s::bytea, "
+    "%s::text[], %s::text[], %s::bigint[], %s::text[])"
+)
+# Inside the caller's transaction: only the call; the flush follows the caller's COMMIT.
+_CALL_IN_TRANSACTION = f"SELECT r_seq, r_time, r_prev, r_leaf, r_existing FROM {_CALL}"
+# In autocommit: the append's transaction, its COMMIT and the durability flush, in one round
+# trip. The driver returns only the last statement's result, so the function leaves its
+# result in a session setting for that statement to read.
+_CALL_AND_FLUSH = (
+    f"BEGIN; SELECT FROM {_CALL}; COMMIT; "
+    "SELECT current_setting('fairshare.ledger_appended'), pg_current_xact_id()"
+)
+_TRANSACTION_OPEN = (2, 3)  # libpq's PQTRANS_INTRANS and PQTRANS_INERROR, in psycopg2 and psycopg
+
 
 def _append_in_postgresql(draft: EntryDraft) -> LedgerEntry:
     head, middle, after_seq, tail = draft.template
+    params = [
+        draft.kind, draft.consortium.pk, draft.reference_type, draft.reference_id, draft.actor,
+        draft.idempotency_key, head, middle, after_seq, tail,
+        [account for account, _, _ in draft.postings], [currency for _, currency, _ in draft.postings],
+        [minor for _, _, minor in draft.postings], list(draft.participants),
+    ]
+    own_transaction = connection.get_autocommit()
     try:
         with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT * FROM fairshare_ledger_append(%s, %s::uuid, %s, %s, %s, %s, %s::bytea, %s::bytea, %s::bytea, "
-                "%s::bytea, %s::text[], %s::text[], %s::bigint[], %s::text[])",
-                [
-                    draft.kind, draft.consortium.pk, draft.reference_type, draft.reference_id, draft.actor,
-                    draft.idempotency_key, head, middle, after_seq, tail,
-                    [account for account, _, _ in draft.postings], [currency for _, currency, _ in draft.postings],
-                    [minor for _, _, minor in draft.postings], list(draft.participants),
-                ],
-            )
-            seq, time_text, prev_hash, leaf, existing = cursor.fetchone()
+            if own_transaction:
+                cursor.execute(_CALL_AND_FLUSH, params)
+                seq, existing, time_text, prev_hash, leaf = _appended_setting(cursor.fetchone()[0])
+            else:
+                cursor.execute(_CALL_IN_TRANSACTION, params)
+                seq, time_text, prev_hash, leaf, existing = cursor.fetchone()
     except DatabaseError as exc:
+        if own_transaction:
+            _end_failed_transaction()
         code, message = getattr(exc.__cause__, "pgcode", None), str(exc.__cause__).splitlines()[0]
         if code == "FSL02":  # unknown participant slugs, found before the head was locked
             raise ValidationError({"participants": message.replace("{consortium}", draft.consortium.slug)}) from None
+        if code == "FSL03":  # the consortium row is gone
+            raise ValidationError({"consortium": f"Consortium {draft.consortium.slug} no longer exists."}) from None
         if code == "FSL01":
             raise LedgerCorrupt(message) from exc
         raise
-    # The call committed (or its caller's transaction will commit) without waiting for the WAL
-    # flush; the entry is durable only once a synchronous commit has flushed past it.
-    transaction.on_commit(_flush_wal)
+    if not own_transaction:
+        # The call will commit with the caller's transaction, without waiting for the WAL
+        # flush; the entry is durable only once a synchronous commit has flushed past it.
+        transaction.on_commit(_flush_wal)
     if existing:  # a concurrent retry with the same key committed while we waited
         return _repeat(LedgerEntry.objects.get(seq=seq), draft)
     entry = _appended(draft, seq=seq, prev_hash=bytes(prev_hash), time_text=time_text)
     if bytes(entry.leaf_hash) != bytes(leaf):
         raise LedgerCorrupt(f"entry {seq}: the database hashed different bytes than Python built")
     return entry
+
+
+def _appended_setting(text: str) -> tuple[int, bool, str | None, bytes | None, bytes | None]:
+    """Parse ``fairshare.ledger_appended``: "seq f time prev-hex leaf-hex", or "seq t" for a
+    key that an entry already has."""
+    seq, existing, *rest = text.split(" ")
+    if existing == "t":
+        return int(seq), True, None, None, None
+    time_text, prev_hex, leaf_hex = rest
+    return int(seq), False, time_text, bytes.fromhex(prev_hex), bytes.fromhex(leaf_hex)
+
+
+def _end_failed_transaction() -> None:
+    """After a failure inside ``_CALL_AND_FLUSH``'s explicit BEGIN, roll that transaction back
+    (the driver, in autocommit, does not know it is open)."""
+    raw = connection.connection
+    if raw is None:
+        return
+    status = raw.get_transaction_status() if hasattr(raw, "get_transaction_status") else raw.info.transaction_status
+    if status in _TRANSACTION_OPEN:
+        with raw.cursor() as cursor:
+            cursor.execute("ROLLBACK")
 
 
 def _flush_wal() -> None:
@@ -150,6 +197,9 @@ def _flush_wal() -> None:
 
 
 def _append_here(draft: EntryDraft) -> LedgerEntry:
+    # No foreign key checks these (see ledger/models.py); on PostgreSQL the function does.
+    if not Consortium.objects.filter(pk=draft.consortium.pk).exists():
+        raise ValidationError({"consortium": f"Consortium {draft.consortium.slug} no longer exists."})
     participant_ids = _participant_ids(draft.consortium, draft.participants)
     if missing := [slug for slug in draft.participants if slug not in participant_ids]:
         raise ValidationError({"participants": f"Not participants of {draft.consortium.slug}: {', '.join(missing)}."})

@@ -130,10 +130,10 @@ def test_postgres_triggers_are_enable_always(ledger):
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT c.relname, t.tgname, t.tgenabled FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid "
-            "WHERE NOT t.tgisinternal AND c.relname LIKE 'ledger%%'"
+            "WHERE NOT t.tgisinternal AND (c.relname LIKE 'ledger%%' OR t.tgname LIKE '%%_ledger_%%')"
         )
         rows = cursor.fetchall()
-    assert len(rows) == 12
+    assert len(rows) == 12 + 4  # and the delete and truncate guards of the two referenced tables
     assert {enabled for _, _, enabled in rows} == {"A"}
 
 
