@@ -6,13 +6,15 @@ Uses the PostgreSQL server of DATABASE_URL (default postgres://postgres@127.0.0.
 but never its database: it creates a scratch database there, migrates it, and drops it at the
 end (``--keep`` leaves it). In one run:
 
-- append throughput with 1 and with 8 concurrent writers (separate processes, own
-  connections), each next to the same server's raw single-row INSERT + COMMIT throughput
-  with as many writers; then the chain is checked for forks and gaps, and verified;
 - inclusion and consistency proof time (median and p95 over random leaves and sizes, through
   the service functions, one query each) at 10^4, 10^5 and 10^6 entries; the ledger is grown
   with COPY (benchmarks/ledger_build.py) between sizes;
-- full verification time at 10^5 entries (``ledger_verify``, streaming).
+- full verification time at 10^5 entries (``ledger_verify``, streaming);
+- then, on top of that ledger, append throughput with 1 and with 8 concurrent writers
+  (separate processes, own connections), each next to the same server's raw single-row
+  INSERT + COMMIT throughput with as many writers, and next to the server's share alone (the
+  round trip entry_append sends, built once and replayed from a bare psycopg2 client); then
+  the chain is checked for forks and gaps.
 
 Targets: append >= 0.5 x raw; proofs grow like log n and stay under 5 ms at 10^6.
 Prints a table and writes benchmarks/results/ledger.json.
@@ -104,6 +106,36 @@ def _append_writer(number, count, barrier, results):
     results.put((start, time.perf_counter(), count))
 
 
+def _function_writer(url, number, count, barrier, results):
+    """The server's share alone: a bare psycopg2 client sends the exact round trip that
+    entry_append sends, built once (no validation, canonicalisation or result parsing per
+    call), so each call appends an entry whose content repeats."""
+    from decimal import Decimal
+
+    from consortium.models import Consortium
+    from ledger.services.append import _CALL_AND_FLUSH, _call_params
+    from ledger.services.draft import entry_draft
+
+    draft = entry_draft(
+        consortium=Consortium.objects.get(slug="bench"), kind="transaction", body={"writer": number, "i": 0},
+        actor="system:benchmark", reference_type="statement", reference_id=f"w{number}", participants=(),
+        idempotency_key=None,
+        postings=[("revenue_pool", Decimal("-12.34"), "EUR"), ("participant_payable:alpha", Decimal("12.34"), "EUR")],
+    )
+    connection = psycopg2.connect(url)
+    connection.autocommit = True
+    cursor = connection.cursor()
+    call = cursor.mogrify(_CALL_AND_FLUSH, _call_params(draft))
+    cursor.execute(call)
+    barrier.wait()
+    start = time.perf_counter()
+    for _ in range(count):
+        cursor.execute(call)
+        cursor.fetchone()
+    results.put((start, time.perf_counter(), count))
+    connection.close()
+
+
 def _cpu_times() -> tuple[float, float]:
     """(busy, total) CPU seconds of the whole machine so far, from /proc/stat."""
     fields = [int(value) for value in open("/proc/stat").readline().split()[1:]]
@@ -145,18 +177,25 @@ def measure_appends(url: str, per_writer: dict[int, int], rounds: int = 3) -> li
         cursor.execute("CREATE TABLE bench_raw (id bigserial PRIMARY KEY, payload text NOT NULL)")
     rows = []
     for writers, count in per_writer.items():
-        raw, append = [], []
+        raw, append, function = [], [], []
         for _ in range(rounds):
             connections.close_all()  # children must open their own connections
             raw.append(_throughput(_raw_writer, [(url, count // rounds)] * writers))
             append.append(_throughput(_append_writer, [(n, count // rounds) for n in range(writers)]))
+            function.append(_throughput(_function_writer, [(url, n, count // rounds) for n in range(writers)]))
         rows.append({
+            "function_per_s": statistics.median(f[0] for f in function),
+            "function_ratio": statistics.median(f[0] / r[0] for f, r in zip(function, raw, strict=True)),
+            "function_cpu_ms": statistics.median(f[1] for f in function),
             "writers": writers, "appends": writers * (count // rounds) * rounds,
             "raw_per_s": statistics.median(r[0] for r in raw), "append_per_s": statistics.median(a[0] for a in append),
             "ratio": statistics.median(a[0] / r[0] for a, r in zip(append, raw, strict=True)),
             "raw_cpu_ms": statistics.median(r[1] for r in raw), "append_cpu_ms": statistics.median(a[1] for a in append),
             "raw_busy": statistics.median(r[2] for r in raw), "append_busy": statistics.median(a[2] for a in append),
-            "rounds": [{"raw_per_s": r[0], "append_per_s": a[0]} for r, a in zip(raw, append, strict=True)],
+            "rounds": [
+                {"raw_per_s": r[0], "append_per_s": a[0], "function_per_s": f[0]}
+                for r, a, f in zip(raw, append, function, strict=True)
+            ],
         })
     return rows
 
@@ -223,7 +262,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer appends, sizes up to 10^5")
     parser.add_argument("--keep", action="store_true", help="keep the scratch database")
     args = parser.parse_args()
-    per_writer = {1: 900, 8: 150} if args.quick else {1: 3000, 8: 600}
+    per_writer = {1: 900, 8: 150} if args.quick else {1: 3000, 8: 1500}
     sizes = [10_000, 100_000] if args.quick else [10_000, 100_000, 1_000_000]
     maintenance, url, name = _scratch_urls()
     admin = psycopg2.connect(maintenance)
@@ -237,11 +276,13 @@ def main() -> None:
         call_command("migrate", verbosity=0)
         results["postgres"] = _server_version(url)
         _seed()
-        print(f"scratch database {name}; appends ...", flush=True)
+        # Proofs first, on a ledger grown to exact sizes; the appends then run on top of the
+        # largest one, as they would on a ledger in production.
+        print(f"scratch database {name}; growing the ledger for proofs ...", flush=True)
+        results["proofs"], results["verify"] = _grow_and_measure(url, sizes, repeat=200 if args.quick else 500)
+        print("appends ...", flush=True)
         results["appends"] = measure_appends(url, per_writer)
         results["chain_after_concurrent_appends"] = check_chain()
-        print("growing the ledger for proofs ...", flush=True)
-        results["proofs"], results["verify"] = _grow_and_measure(url, sizes, repeat=200 if args.quick else 500)
     finally:
         from django.db import connections
 
@@ -302,15 +343,17 @@ def _grow_and_measure(url: str, sizes: list[int], repeat: int) -> tuple[list[dic
 def _print(results: dict) -> None:
     print()
     print("Append throughput (entries per second; median of alternating rounds) next to raw single-row INSERT + COMMIT")
-    print("(machine CPU ms per operation, clients and server together, and the machine's busy share)")
+    print("(machine CPU ms per operation, clients and server together, and the machine's busy share), and the")
+    print("server's share alone: the same round trip from a bare psycopg2 client, built once ('function only')")
     print(f"{'writers':>8} {'raw/s':>10} {'append/s':>10} {'ratio':>7}  {'target':>9}  {'raw cpu':>12} {'append cpu':>12}"
-          f"  {'cpu ratio':>9}")
+          f"  {'cpu ratio':>9}  {'function only/s':>15} {'ratio':>6} {'cpu':>5}")
     for row in results["appends"]:
         flag = "ok" if row["ratio"] >= APPEND_TARGET else "below"
         print(f"{row['writers']:>8} {row['raw_per_s']:>10.0f} {row['append_per_s']:>10.0f} {row['ratio']:>7.2f}"
               f"  {'>= ' + str(APPEND_TARGET) + ' ' + flag:>9}"
               f"  {row['raw_cpu_ms']:>5.2f} ({row['raw_busy']:.0%}) {row['append_cpu_ms']:>5.2f} ({row['append_busy']:.0%})"
-              f"  {row['raw_cpu_ms'] / row['append_cpu_ms']:>9.2f}")
+              f"  {row['raw_cpu_ms'] / row['append_cpu_ms']:>9.2f}"
+              f"  {row['function_per_s']:>15.0f} {row['function_ratio']:>6.2f} {row['function_cpu_ms']:>5.2f}")
     chain = results["chain_after_concurrent_appends"]
     print(f"after the concurrent run: {chain['entries']} entries, {chain['forks']} forks, {chain['gaps']} gaps")
     print()

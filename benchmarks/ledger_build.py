@@ -40,6 +40,11 @@ def ledger_extend(connection, *, target: int, consortium_id: uuid.UUID, particip
     """
     participant_id, slug = participant
     cursor = connection.cursor()
+    # A fresh ledger has no head row until its first append; start it as the append would.
+    cursor.execute(
+        "INSERT INTO ledger_head (id, size, last_hash, frontier) VALUES (1, 0, %s, %s) ON CONFLICT (id) DO NOTHING",
+        [canonical.GENESIS_PREV, b""],
+    )
     cursor.execute("SELECT size, last_hash, frontier FROM ledger_head WHERE id = 1")
     size, last_hash, frontier_bytes = cursor.fetchone()
     last_hash, frontier_bytes = bytes(last_hash), bytes(frontier_bytes)
@@ -90,4 +95,4 @@ def ledger_extend(connection, *, target: int, consortium_id: uuid.UUID, particip
             "UPDATE ledger_head SET size = %s, last_hash = %s, frontier = %s WHERE id = 1",
             [size, last_hash, b"".join(frontier)],
         )
-        connection.commit()  # per batch: keeps the deferred FK-check queue short
+        connection.commit()  # per batch

@@ -22,8 +22,9 @@ so that ``entry_append`` can send the append, its COMMIT and the durability flus
 round trip (``BEGIN; SELECT ...; COMMIT; SELECT current_setting(...), pg_current_xact_id()``),
 of which the driver returns only the last result.
 
-On SQLite, Django rebuilds the three tables to drop their constraints, which drops their
-append-only triggers: they are created again here, with the delete guards.
+On SQLite, Django rebuilds the three tables to drop their constraints (and again to restore
+them when unapplying), which drops their append-only triggers: they are created again here,
+both ways, with the delete guards.
 """
 
 import importlib
@@ -195,7 +196,9 @@ SQLITE_GUARDS_REVERSE = [
 # The tables Django rebuilds on SQLite, and their append-only triggers from 0002.
 _REBUILT = ("ledger_entry", "ledger_posting", "ledger_entry_participant")
 SQLITE_APPEND_ONLY_AGAIN = [
-    statement for statement in _triggers.SQLITE_FORWARD if any(f" ON {table} " in statement for table in _REBUILT)
+    statement.replace("CREATE TRIGGER ", "CREATE TRIGGER IF NOT EXISTS ", 1)
+    for statement in _triggers.SQLITE_FORWARD
+    if any(f" ON {table} " in statement for table in _REBUILT)
 ]
 
 
@@ -206,6 +209,13 @@ def forwards(apps, schema_editor):
         schema_editor.execute(PG_GUARDS, params=None)
     elif vendor == "sqlite":
         for statement in [*SQLITE_APPEND_ONLY_AGAIN, *SQLITE_GUARDS]:
+            schema_editor.execute(statement, params=None)
+
+
+def sqlite_append_only_again(apps, schema_editor):
+    """Unapplying rebuilds the tables once more (with their constraints): recreate the triggers."""
+    if schema_editor.connection.vendor == "sqlite":
+        for statement in SQLITE_APPEND_ONLY_AGAIN:
             schema_editor.execute(statement, params=None)
 
 
@@ -223,6 +233,8 @@ class Migration(migrations.Migration):
     dependencies = [("ledger", "0003_append_function"), ("consortium", "0001_initial")]
 
     operations = [
+        # Runs last when unapplying, after the tables were rebuilt.
+        migrations.RunPython(migrations.RunPython.noop, sqlite_append_only_again, elidable=False),
         migrations.AlterField(
             model_name="ledgerentry",
             name="consortium",

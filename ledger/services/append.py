@@ -120,14 +120,18 @@ _CALL_AND_FLUSH = (
 _TRANSACTION_OPEN = (2, 3)  # libpq's PQTRANS_INTRANS and PQTRANS_INERROR, in psycopg2 and psycopg
 
 
-def _append_in_postgresql(draft: EntryDraft) -> LedgerEntry:
+def _call_params(draft: EntryDraft) -> list:
     head, middle, after_seq, tail = draft.template
-    params = [
+    return [
         draft.kind, draft.consortium.pk, draft.reference_type, draft.reference_id, draft.actor,
         draft.idempotency_key, head, middle, after_seq, tail,
         [account for account, _, _ in draft.postings], [currency for _, currency, _ in draft.postings],
         [minor for _, _, minor in draft.postings], list(draft.participants),
     ]
+
+
+def _append_in_postgresql(draft: EntryDraft) -> LedgerEntry:
+    params = _call_params(draft)
     own_transaction = connection.get_autocommit()
     try:
         with connection.cursor() as cursor:
