@@ -24,6 +24,7 @@ Elsewhere (SQLite) the same steps run here in Python.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable
 from uuid import UUID
 
@@ -182,7 +183,8 @@ def _end_failed_transaction() -> None:
         return
     status = raw.get_transaction_status() if hasattr(raw, "get_transaction_status") else raw.info.transaction_status
     if status in _TRANSACTION_OPEN:
-        with raw.cursor() as cursor:
+        # A connection that broke cannot roll back; the original error is what matters.
+        with contextlib.suppress(Exception), raw.cursor() as cursor:
             cursor.execute("ROLLBACK")
 
 
