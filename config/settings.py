@@ -69,16 +69,19 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "axes",
+    # Ours, bottom layer first: core <- consortium <- ledger <- valuation, incentives <- demo.
+    "core",
     "consortium",
-    "valuation",
     "ledger",
+    "valuation",
     "incentives",
+    "demo",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
-    "consortium.middleware.RequestLogMiddleware",
+    "core.middleware.RequestLogMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -188,12 +191,14 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "DEFAULT_PAGINATION_CLASS": "consortium.pagination.BoundedLimitOffsetPagination",
+    "DEFAULT_PAGINATION_CLASS": "core.pagination.BoundedLimitOffsetPagination",
     "PAGE_SIZE": 100,
-    "EXCEPTION_HANDLER": "consortium.api_errors.exception_handler",
+    "EXCEPTION_HANDLER": "core.api_errors.exception_handler",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }
+# Where core.idempotency keeps Idempotency-Key answers (per consortium, so tenancy owns the table).
+IDEMPOTENCY_RECORD_MODEL = "consortium.IdempotencyRecord"
 SPECTACULAR_SETTINGS = {
     "TITLE": "Fairshare API",
     "DESCRIPTION": "Contribution valuation and revenue sharing for federated-learning consortia.",

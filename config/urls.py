@@ -4,7 +4,7 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from consortium.health import healthz
+from core.health import healthz
 
 api_v1 = [
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),

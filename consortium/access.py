@@ -12,10 +12,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import cached_property
 
-from django.core.exceptions import PermissionDenied
-from django.http import Http404
-
 from consortium.models import ApiKey, Consortium, Membership, Participant, Role, Scope, Transparency
+from core.errors import NotAllowed, NotFound
 
 
 class Capability(StrEnum):
@@ -77,6 +75,11 @@ class Principal:
         if self.user is not None and self.user.is_authenticated:
             return f"user:{self.user.get_username()}"
         return "anonymous"
+
+    @property
+    def stored_user(self):
+        """The user row behind the caller, for foreign keys; None for keys and the system."""
+        return self.user if getattr(self.user, "pk", None) else None
 
     @cached_property
     def memberships(self) -> dict:
@@ -141,29 +144,29 @@ def consortium_get(principal: Principal, slug: str) -> Consortium:
     try:
         return principal.consortia().get(slug=slug)
     except Consortium.DoesNotExist:
-        raise Http404("No such consortium.") from None
+        raise NotFound("No such consortium.") from None
 
 
 def require(principal: Principal, consortium: Consortium, capability: Capability) -> None:
     """403 unless the caller, already known to be in ``consortium``, may do ``capability``."""
     if not principal.can(consortium, capability):
-        raise PermissionDenied(f"Your role does not allow this ({capability}).")
+        raise NotAllowed(f"Your role does not allow this ({capability}).")
 
 
 def api_key_get(principal: Principal, consortium: Consortium, key_id) -> ApiKey:
     """An API key of a consortium the caller is in, else 404."""
     if consortium.id not in principal.consortium_ids():
-        raise Http404("No such API key.")
+        raise NotFound("No such API key.")
     api_key = consortium.api_keys.filter(pk=key_id).first()
     if api_key is None:
-        raise Http404("No such API key.")
+        raise NotFound("No such API key.")
     return api_key
 
 
 def participant_get(principal: Principal, consortium: Consortium, slug: str) -> Participant:
     """A participant of a consortium the caller is in; a participant user sees only its own."""
     if consortium.id not in principal.consortium_ids():
-        raise Http404("No such participant.")
+        raise NotFound("No such participant.")
     participants = consortium.participants.all()
     if not principal.can(consortium, Capability.VIEW_ALL):
         own = principal.own_participant(consortium)
@@ -171,7 +174,7 @@ def participant_get(principal: Principal, consortium: Consortium, slug: str) -> 
     try:
         return participants.get(slug=slug)
     except Participant.DoesNotExist:
-        raise Http404("No such participant.") from None
+        raise NotFound("No such participant.") from None
 
 
 def visible_participants(principal: Principal, consortium: Consortium):

@@ -1,48 +1,21 @@
 """Django admin for operators: consortia, participants, memberships, API keys, audit log.
 
-Changes go through the services, so the admin writes the same audit events as the pages
-and the API, and an API key's secret is shown once, right after it is created.
+Every save and delete goes through the services, so the admin writes the same audit events
+as the pages, the API and the commands, and an API key's secret is shown once, right after
+it is created. A service's refusal is shown as an error message.
 """
 
 from django import forms
 from django.contrib import admin, messages
-from django.core.exceptions import ValidationError
-from django.db import transaction
 
 from consortium import services
 from consortium.access import Principal
-from consortium.audit import audit_record
 from consortium.models import ApiKey, AuditEvent, Consortium, Membership, Participant, Scope
+from core.errors import ServiceError
 
 
 def _actor(request) -> Principal:
     return Principal(user=request.user)
-
-
-class AuditedAdmin(admin.ModelAdmin):
-    """Records every admin save and delete in the audit log, in the same transaction."""
-
-    audit_name = ""
-
-    def _consortium_of(self, obj):
-        return getattr(obj, "consortium", obj if isinstance(obj, Consortium) else None)
-
-    @transaction.atomic
-    def save_model(self, request, obj, form, change):
-        super().save_model(request, obj, form, change)
-        audit_record(actor=_actor(request), action=f"{self.audit_name}.{'changed' if change else 'created'}",
-                     consortium=self._consortium_of(obj), target=obj,
-                     data={"fields": sorted(form.changed_data)})
-
-    @transaction.atomic
-    def delete_model(self, request, obj):
-        audit_record(actor=_actor(request), action=f"{self.audit_name}.deleted", consortium=self._consortium_of(obj),
-                     target=obj, data={"repr": str(obj)})
-        super().delete_model(request, obj)
-
-    def delete_queryset(self, request, queryset):
-        for obj in queryset:
-            self.delete_model(request, obj)
 
 
 class ParticipantInline(admin.TabularInline):
@@ -55,8 +28,7 @@ class ParticipantInline(admin.TabularInline):
 
 
 @admin.register(Consortium)
-class ConsortiumAdmin(AuditedAdmin):
-    audit_name = "consortium"
+class ConsortiumAdmin(admin.ModelAdmin):
     list_display = ["slug", "name", "transparency", "created_at"]
     search_fields = ["slug", "name"]
     inlines = [ParticipantInline]
@@ -64,16 +36,53 @@ class ConsortiumAdmin(AuditedAdmin):
     def get_readonly_fields(self, request, obj=None):
         return ["slug"] if obj else []
 
+    def save_model(self, request, obj, form, change):
+        actor = _actor(request)
+        if not change:
+            created = services.consortium_create(actor=actor, slug=obj.slug, name=obj.name)
+            obj.pk, obj.created_at = created.pk, created.created_at
+            if obj.transparency != created.transparency:
+                services.consortium_transparency_set(actor=actor, consortium=created, transparency=obj.transparency)
+            return
+        if "name" in form.changed_data:
+            services.consortium_rename(actor=actor, consortium=obj, name=obj.name)
+        if "transparency" in form.changed_data:
+            services.consortium_transparency_set(actor=actor, consortium=obj, transparency=obj.transparency)
+
+    def save_formset(self, request, form, formset, change):
+        for participant in formset.save(commit=False):
+            services.participant_create(actor=_actor(request), consortium=form.instance, slug=participant.slug,
+                                        name=participant.name)
+        for participant in formset.deleted_objects:
+            services.participant_delete(actor=_actor(request), participant=participant)
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # its audit trail and ledger entries refer to it for ever
+
 
 @admin.register(Participant)
-class ParticipantAdmin(AuditedAdmin):
-    audit_name = "participant"
+class ParticipantAdmin(admin.ModelAdmin):
     list_display = ["slug", "name", "consortium"]
     list_filter = ["consortium"]
     search_fields = ["slug", "name"]
 
     def get_readonly_fields(self, request, obj=None):
         return ["consortium", "slug"] if obj else []
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            services.participant_rename(actor=_actor(request), participant=obj, name=obj.name)
+            return
+        created = services.participant_create(actor=_actor(request), consortium=obj.consortium, slug=obj.slug,
+                                              name=obj.name)
+        obj.pk, obj.created_at = created.pk, created.created_at
+
+    def delete_model(self, request, obj):
+        services.participant_delete(actor=_actor(request), participant=obj)
+
+    def delete_queryset(self, request, queryset):
+        for participant in queryset:
+            self.delete_model(request, participant)
 
 
 @admin.register(Membership)
@@ -129,7 +138,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
             api_key, raw_key = services.api_key_create(
                 actor=_actor(request), consortium=obj.consortium, name=obj.name, scopes=form.cleaned_data["scopes"]
             )
-        except ValidationError as exc:
+        except ServiceError as exc:
             messages.error(request, "; ".join(exc.messages))
             return
         obj.pk, obj.lookup_id = api_key.pk, api_key.lookup_id

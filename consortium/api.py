@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
-from rest_framework.exceptions import ValidationError
 from rest_framework.generics import ListAPIView
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -13,10 +11,6 @@ from rest_framework.views import APIView
 from consortium import services
 from consortium.access import Capability, api_key_get, consortium_get, principal_for, require
 from consortium.models import ApiKey, AuditEvent, Consortium, Membership, Participant, Scope, Transparency
-
-
-def _as_drf_error(exc: DjangoValidationError) -> ValidationError:
-    return ValidationError(exc.message_dict if hasattr(exc, "error_dict") else exc.messages)
 
 
 class ConsortiumOutput(serializers.ModelSerializer):
@@ -159,10 +153,7 @@ class ApiKeyListCreate(ConsortiumScopedList):
         require(principal, consortium, Capability.MANAGE_API_KEYS)
         data = ApiKeyInput(data=request.data)
         data.is_valid(raise_exception=True)
-        try:
-            api_key, raw_key = services.api_key_create(actor=principal, consortium=consortium, **data.validated_data)
-        except DjangoValidationError as exc:
-            raise _as_drf_error(exc) from None
+        api_key, raw_key = services.api_key_create(actor=principal, consortium=consortium, **data.validated_data)
         api_key.key = raw_key
         return Response(ApiKeyCreatedOutput(api_key).data, status=status.HTTP_201_CREATED)
 

@@ -21,10 +21,9 @@ def audit_record(
     data: dict | None = None,
 ) -> AuditEvent:
     """Append one audit event; ``action`` is a dotted name such as ``api_key.created``."""
-    user = actor.user if actor.user is not None and getattr(actor.user, "pk", None) else None
     return AuditEvent.objects.create(
         consortium=consortium,
-        actor_user=user,
+        actor_user=actor.stored_user,
         actor_api_key=actor.api_key,
         actor_label=actor.label,
         action=action,

@@ -9,6 +9,8 @@ from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models import Q
 
+from core.idempotency import IdempotencyRecordBase
+
 slug_validator = RegexValidator(
     r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$",
     "A slug is 1-64 lowercase letters, digits or hyphens, not starting or ending with a hyphen.",
@@ -107,11 +109,6 @@ def hash_api_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-class ApiKeyQuerySet(models.QuerySet):
-    def active(self):
-        return self.filter(revoked_at__isnull=True)
-
-
 class ApiKey(models.Model):
     """A machine client's credential: ``fsk_<lookup id>_<secret>``, stored only as a hash."""
 
@@ -127,8 +124,6 @@ class ApiKey(models.Model):
     )
     revoked_at = models.DateTimeField(null=True, blank=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
-
-    objects = ApiKeyQuerySet.as_manager()
 
     class Meta:
         ordering = ["consortium", "-created_at"]
@@ -151,9 +146,6 @@ class ApiKey(models.Model):
         """A fresh (lookup id, full key) pair; the full key is shown once and never stored."""
         lookup_id = secrets.token_hex(6)
         return lookup_id, f"{API_KEY_PREFIX}_{lookup_id}_{secrets.token_urlsafe(32)}"
-
-    def has_scope(self, scope: str) -> bool:
-        return scope in self.scopes
 
 
 class AuditEvent(models.Model):
@@ -180,19 +172,12 @@ class AuditEvent(models.Model):
         return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.actor_label} {self.action}"
 
 
-class IdempotencyRecord(models.Model):
-    """The first answer to a request sent with an ``Idempotency-Key``, replayed on repeats.
+class IdempotencyRecord(IdempotencyRecordBase):
+    """An ``Idempotency-Key`` answer; keys are unique within a consortium (see core.idempotency)."""
 
-    The fingerprint covers method, path and body digest: the same key with another
-    request is refused (409) instead of silently returning an unrelated answer.
-    """
+    scope_field = "consortium"
 
     consortium = models.ForeignKey(Consortium, on_delete=models.CASCADE, related_name="+")
-    key = models.CharField(max_length=200)
-    fingerprint = models.CharField(max_length=64)
-    response_status = models.PositiveSmallIntegerField()
-    response_body = models.JSONField()
-    created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         constraints = [

@@ -5,7 +5,6 @@ from __future__ import annotations
 from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
@@ -13,6 +12,8 @@ from django.views.decorators.http import require_POST
 from consortium import services
 from consortium.access import Capability, api_key_get, consortium_get, principal_for, require
 from consortium.models import Scope
+from core.errors import ServiceError
+from core.forms import form_add_service_error
 
 
 @login_required
@@ -55,8 +56,8 @@ def api_keys_page(request, slug):
                 api_key, created_key = services.api_key_create(
                     actor=principal, consortium=consortium, **form.cleaned_data
                 )
-            except ValidationError as exc:
-                form.add_error(None, exc)
+            except ServiceError as exc:
+                form_add_service_error(form, exc)
             else:
                 messages.success(request, f"API key {api_key.prefix} created. Copy it now: it is not shown again.")
                 form = ApiKeyForm()

@@ -1,26 +1,22 @@
 """Read-only ledger API: entries with inclusion proofs, balances, checkpoints, consistency.
 
-Per consortium (``/consortia/{slug}/ledger/...``): the caller must be in the consortium
-(else 404) and may read the ledger (else 403); staff, auditors and ``read`` keys see every
-entry of the consortium, a participant user only the entries that concern its organisation
-(404 for the others). Deployment-wide (``/ledger/...``): checkpoints and consistency proofs
-need a caller who may read the ledger of some consortium; the public key is public.
+Per consortium (``/consortia/{slug}/ledger/...``) and deployment-wide (``/ledger/...``);
+who may read what is decided in ``ledger/access.py``. The public key is public.
 """
 
 from __future__ import annotations
 
-from django.core.exceptions import PermissionDenied
-from django.http import Http404
 from drf_spectacular.utils import OpenApiResponse, extend_schema
-from rest_framework.exceptions import ValidationError
 from rest_framework.generics import ListAPIView
-from rest_framework.pagination import CursorPagination
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from consortium.access import Capability, consortium_get, principal_for, require
+from consortium.access import principal_for
+from core.errors import InvalidInput, NotFound
+from core.pagination import StrictCursorPagination
 from ledger import selectors, signing
+from ledger.access import ledger_entry_get, ledger_participant_get, ledger_reader_require, ledger_scope_get
 from ledger.serializers import (
     BalanceInput,
     BalancesOutput,
@@ -36,31 +32,11 @@ from ledger.serializers import (
 from ledger.services import ProofUnavailable, consistency_get, inclusion_proof_get, ledger_size
 
 
-class _StrictCursorPagination(CursorPagination):
-    page_size = 100
-    page_size_query_param = "page_size"
-    max_page_size = 1000
-
-    def get_page_size(self, request):
-        raw = request.query_params.get(self.page_size_query_param)
-        if raw is None:
-            return self.page_size
-        if not raw.isdigit() or not 1 <= int(raw) <= self.max_page_size:
-            raise ValidationError({"page_size": f"An integer from 1 to {self.max_page_size}."})
-        return int(raw)
-
-    def decode_cursor(self, request):
-        try:
-            return super().decode_cursor(request)
-        except Exception:  # DRF answers 404 for a bad cursor; it is a bad parameter.
-            raise ValidationError({"cursor": "Invalid cursor; use the next/previous links as given."}) from None
-
-
-class EntryPagination(_StrictCursorPagination):
+class EntryPagination(StrictCursorPagination):
     ordering = "seq"
 
 
-class CheckpointPagination(_StrictCursorPagination):
+class CheckpointPagination(StrictCursorPagination):
     ordering = "-tree_size"
 
 
@@ -68,25 +44,6 @@ def _query(serializer_class, request) -> dict:
     serializer = serializer_class(data=request.query_params)
     serializer.is_valid(raise_exception=True)
     return serializer.validated_data
-
-
-def _ledger_scope(request, slug: str):
-    """(consortium, viewer): the viewer is the participant a participant user is limited to."""
-    principal = principal_for(request)
-    consortium = consortium_get(principal, slug)
-    require(principal, consortium, Capability.VIEW_LEDGER)
-    if principal.can(consortium, Capability.VIEW_ALL):
-        return consortium, None
-    viewer = principal.own_participant(consortium)
-    if viewer is None:
-        raise PermissionDenied("Your role does not allow reading the ledger.")
-    return consortium, viewer
-
-
-def _require_any_ledger_reader(request) -> None:
-    principal = principal_for(request)
-    if not any(principal.can(c, Capability.VIEW_LEDGER) for c in principal.consortia()):
-        raise PermissionDenied("Only callers who may read a consortium's ledger may read checkpoints.")
 
 
 class EntryList(ListAPIView):
@@ -98,18 +55,13 @@ class EntryList(ListAPIView):
         return super().get(request, *args, **kwargs)
 
     def get_queryset(self):
-        consortium, viewer = _ledger_scope(self.request, self.kwargs["slug"])
-        self.consortium = consortium
+        scope = ledger_scope_get(principal_for(self.request), self.kwargs["slug"])
+        self.consortium = scope.consortium
         filters = _query(EntryFilterInput, self.request)
-        participant = None
-        if slug := filters.pop("participant", None):
-            participants = consortium.participants.all()
-            if viewer is not None:
-                participants = participants.filter(pk=viewer.pk)
-            participant = participants.filter(slug=slug).first()
-            if participant is None:
-                raise ValidationError({"participant": f"No participant {slug!r} that you may see in this consortium."})
-        return selectors.entry_list(consortium=consortium, viewer=viewer, participant=participant, **filters)
+        slug = filters.pop("participant", None)
+        participant = ledger_participant_get(scope, slug) if slug else None
+        return selectors.entry_list(consortium=scope.consortium, viewer=scope.viewer, participant=participant,
+                                    **filters)
 
     def get_serializer_context(self):
         return {**super().get_serializer_context(), "consortium": getattr(self, "consortium", None)}
@@ -123,15 +75,13 @@ class EntryDetail(APIView):
         summary="One entry with its inclusion proof against the latest checkpoint",
     )
     def get(self, request, slug: str, seq: int):
-        consortium, viewer = _ledger_scope(request, slug)
+        scope = ledger_scope_get(principal_for(request), slug)
         params = _query(EntryDetailInput, request)
-        entry = selectors.entry_get(consortium=consortium, seq=seq, viewer=viewer)
-        if entry is None:
-            raise Http404("No such ledger entry.")
+        entry = ledger_entry_get(scope, seq)
         if "tree_size" in params:
             checkpoint = selectors.checkpoint_at(params["tree_size"])
             if checkpoint is None or checkpoint.tree_size <= seq:
-                raise ValidationError({"tree_size": "No checkpoint of that size covers this entry."})
+                raise InvalidInput("No checkpoint of that size covers this entry.", field="tree_size")
         else:
             checkpoint = selectors.checkpoint_covering(seq)
         entry.inclusion = None
@@ -144,7 +94,7 @@ class EntryDetail(APIView):
                 "hashes": [h.hex() for h in hashes],
                 "checkpoint": checkpoint,
             }
-        return Response(EntryDetailOutput(entry, context={"consortium": consortium}).data)
+        return Response(EntryDetailOutput(entry, context={"consortium": scope.consortium}).data)
 
 
 class BalanceList(APIView):
@@ -152,12 +102,12 @@ class BalanceList(APIView):
         tags=["ledger"], parameters=[BalanceInput], responses=BalancesOutput, summary="Account balances of a consortium"
     )
     def get(self, request, slug: str):
-        consortium, viewer = _ledger_scope(request, slug)
+        scope = ledger_scope_get(principal_for(request), slug)
         params = _query(BalanceInput, request)
         as_of = params.get("as_of")
-        balances = selectors.balance_list(consortium=consortium, viewer=viewer, as_of=as_of)
+        balances = selectors.balance_list(consortium=scope.consortium, viewer=scope.viewer, as_of=as_of)
         return Response(BalancesOutput({
-            "consortium": consortium.slug,
+            "consortium": scope.consortium.slug,
             "as_of": ledger_size() if as_of is None else as_of,
             "balances": balances,
         }).data)
@@ -172,7 +122,7 @@ class CheckpointList(ListAPIView):
         return super().get(request, *args, **kwargs)
 
     def get_queryset(self):
-        _require_any_ledger_reader(self.request)
+        ledger_reader_require(principal_for(self.request))
         return selectors.checkpoint_list()
 
 
@@ -183,10 +133,10 @@ class CheckpointLatest(APIView):
         summary="The latest signed checkpoint",
     )
     def get(self, request):
-        _require_any_ledger_reader(request)
+        ledger_reader_require(principal_for(request))
         checkpoint = selectors.checkpoint_list().first()
         if checkpoint is None:
-            raise Http404("The ledger has no checkpoint yet.")
+            raise NotFound("The ledger has no checkpoint yet.")
         return Response(CheckpointOutput(checkpoint).data)
 
 
@@ -197,10 +147,10 @@ class CheckpointDetail(APIView):
         summary="The checkpoint of a given tree size",
     )
     def get(self, request, tree_size: int):
-        _require_any_ledger_reader(request)
+        ledger_reader_require(principal_for(request))
         checkpoint = selectors.checkpoint_at(tree_size)
         if checkpoint is None:
-            raise Http404("No checkpoint of that size.")
+            raise NotFound("No checkpoint of that size.")
         return Response(CheckpointOutput(checkpoint).data)
 
 
@@ -212,20 +162,20 @@ class Consistency(APIView):
         summary="Proof that the ledger at size `old` is a prefix of the ledger at size `new`",
     )
     def get(self, request):
-        _require_any_ledger_reader(request)
+        ledger_reader_require(principal_for(request))
         params = _query(ConsistencyInput, request)
         old, new = params["old"], params.get("new")
         if new is None:
             latest = selectors.checkpoint_list().first()
             if latest is None:
-                raise ValidationError({"new": "There is no checkpoint yet; give new explicitly."})
+                raise InvalidInput("There is no checkpoint yet; give new explicitly.", field="new")
             new = latest.tree_size
         if old > new:
-            raise ValidationError({"old": f"old ({old}) is larger than new ({new})."})
+            raise InvalidInput(f"old ({old}) is larger than new ({new}).", field="old")
         try:
             proof, old_root, new_root = consistency_get(old_size=old, new_size=new)
         except ProofUnavailable as exc:
-            raise ValidationError({"new": str(exc)}) from None
+            raise InvalidInput(str(exc), field="new") from None
         return Response(ConsistencyOutput({
             "old_size": old, "new_size": new, "old_root": old_root.hex(), "new_root": new_root.hex(),
             "proof": [h.hex() for h in proof],

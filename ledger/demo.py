@@ -1,6 +1,6 @@
 """Demo ledger content: the demo consortium's first revenue receipt, a record and a checkpoint.
 
-Called by ``seed_demo``. Idempotent: every entry carries an idempotency key derived from the
+Called by ``seed_demo`` (the ``demo`` app). Idempotent: every entry carries an idempotency key derived from the
 consortium, so a second run appends nothing and returns the same checkpoint.
 """
 
@@ -19,7 +19,7 @@ DEMO_RECEIPT = Decimal("250000.00")
 DEMO_CURRENCY = "EUR"
 
 
-def ledger_seed_demo(*, consortium: Consortium, actor: Principal | str) -> None:
+def ledger_demo_seed(*, consortium: Consortium, actor: Principal | str) -> None:
     """Record the first revenue receipt (consortium income -> revenue pool), the pool's
     opening as a record, and sign a checkpoint, so that verify_ledger has work on a fresh demo."""
     pool_account = account_name(AccountType.REVENUE_POOL, DEMO_POOL)

@@ -17,16 +17,12 @@ from decimal import Decimal
 from functools import cached_property
 
 from django.db import models
-from django.db.backends.signals import connection_created
 from django.db.models import Q
 
 from consortium.models import Consortium, Participant
 from ledger import canonical
 from ledger.currencies import from_minor
-from ledger.enforcement import sqlite_register_functions
 from ledger.notes import checkpoint_note
-
-connection_created.connect(sqlite_register_functions, dispatch_uid="ledger_sqlite_functions")
 
 
 class AppendOnlyError(Exception):

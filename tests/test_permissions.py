@@ -4,24 +4,36 @@ Callers (columns, in this order):
   anon        no credentials
   fin gov aud participant users of the consortium in each role (participant speaks for alpha)
   outsider    a finance user of another consortium
-  revoked     a revoked API key of the consortium
+  revoked     a revoked API key of the consortium (scopes ingest and read)
   ingest validation valuation read   API keys of the consortium with that one scope
   foreign     an API key (all scopes) of another consortium
 Pages use sign-in sessions only, so API keys are anonymous there (302 to the login page).
+
+The consortium has participants alpha and beta. Its ledger holds an income receipt, an
+entry concerning alpha, one concerning only beta, and a checkpoint over all three. The
+ledger's checkpoints and consistency proofs are deployment-wide, so anyone who may read
+some consortium's ledger (outsider, foreign) reads them.
+
+Every refusal under /api/v1/ must have the one documented error body, ``{"error": ...}``.
 """
 
 import json
+import re
+from decimal import Decimal
 
 import pytest
+import yaml
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.test.client import BOUNDARY, MULTIPART_CONTENT, encode_multipart
+from django.urls import get_resolver
 from django.utils import timezone
 
 from consortium.access import Principal
+from ledger.services import checkpoint_create, entry_append
 from tests.factories import ApiKeyFactory, ConsortiumFactory, MembershipFactory, ParticipantFactory
 from tests.valuation.conftest import LOGISTIC_SPEC, logistic_arrays, npz_bytes, validation_arrays
-from valuation.ingest import training_run_create
+from valuation.services import training_run_create
 
 CALLERS = ["anon", "fin", "gov", "aud", "participant", "outsider", "revoked",
            "ingest", "validation", "valuation", "read", "foreign"]
@@ -38,6 +50,8 @@ def _file(arrays):
 
 
 # (method, path, body builder or None, body format, expected statuses in CALLERS order)
+# Route parameters are {placeholders} filled from world["url_values"] (or literal numbers),
+# so that the coverage test below can tell which route a row exercises.
 MATRIX = [
     ("GET", "/api/v1/consortia/", None, None,                     "401 200 200 200 200 200 401 200 200 200 200 200"),
     ("GET", "/api/v1/consortia/{slug}/", None, None,              "401 200 200 200 200 404 401 200 200 200 200 404"),
@@ -56,13 +70,36 @@ MATRIX = [
     ("GET", "/api/v1/training-runs/{run}/", None, None,           "401 200 200 200 200 404 401 200 200 200 200 404"),
     ("PUT", "/api/v1/training-runs/{run}/rounds/0/global-weights", _file(logistic_arrays()), "multipart",
                                                                   "401 403 403 403 403 404 401 201 403 403 403 404"),
-    ("PUT", "/api/v1/training-runs/{run}/rounds/0/updates/alpha",
+    ("PUT", "/api/v1/training-runs/{run}/rounds/0/updates/{alpha}",
      lambda w: {**_file(logistic_arrays())(w), "num_examples": 10}, "multipart",
                                                                   "401 403 403 403 403 404 401 201 403 403 403 404"),
     ("PUT", "/api/v1/training-runs/{run}/validation-set", _file(validation_arrays()), "multipart",
                                                                   "401 403 201 403 403 404 401 403 201 403 403 404"),
+    # The ledger of a consortium: staff and read keys see every entry, a participant user only
+    # those concerning alpha (404 for the rest, as if absent); the other scopes carry no
+    # view_ledger, so those keys get 403 even for a seq that does not exist.
+    ("GET", "/api/v1/consortia/{slug}/ledger/entries/", None, None,
+                                                                  "401 200 200 200 200 404 401 403 403 403 200 404"),
+    ("GET", "/api/v1/consortia/{slug}/ledger/entries/{alpha_seq}/", None, None,
+                                                                  "401 200 200 200 200 404 401 403 403 403 200 404"),
+    ("GET", "/api/v1/consortia/{slug}/ledger/entries/{beta_seq}/", None, None,
+                                                                  "401 200 200 200 404 404 401 403 403 403 200 404"),
+    ("GET", "/api/v1/consortia/{slug}/ledger/entries/{missing_seq}/", None, None,
+                                                                  "401 404 404 404 404 404 401 403 403 403 404 404"),
+    ("GET", "/api/v1/consortia/{slug}/ledger/balances/", None, None,
+                                                                  "401 200 200 200 200 404 401 403 403 403 200 404"),
+    # Deployment-wide: any caller who may read some consortium's ledger, so also outsider
+    # and foreign (they read it in their own consortium).
+    ("GET", "/api/v1/ledger/checkpoints/", None, None,            "401 200 200 200 200 200 401 403 403 403 200 200"),
+    ("GET", "/api/v1/ledger/checkpoints/latest/", None, None,     "401 200 200 200 200 200 401 403 403 403 200 200"),
+    ("GET", "/api/v1/ledger/checkpoints/{tree_size}/", None, None,
+                                                                  "401 200 200 200 200 200 401 403 403 403 200 200"),
+    ("GET", "/api/v1/ledger/consistency/?old=1&new={tree_size}", None, None,
+                                                                  "401 200 200 200 200 200 401 403 403 403 200 200"),
     # Public, but a revoked key is still refused rather than silently ignored.
+    ("GET", "/api/v1/ledger/public-key/", None, None,             "200 200 200 200 200 200 401 200 200 200 200 200"),
     ("GET", "/api/v1/schema/", None, None,                        "200 200 200 200 200 200 401 200 200 200 200 200"),
+    ("GET", "/api/v1/docs/", None, None,                          "200 200 200 200 200 200 401 200 200 200 200 200"),
     ("GET", "/healthz", None, None,                               "200 200 200 200 200 200 200 200 200 200 200 200"),
     ("GET", "/", None, None,                                      "302 200 200 200 200 200 302 302 302 302 302 302"),
     ("GET", "/c/{slug}/", None, None,                             "302 200 200 200 200 404 302 302 302 302 302 302"),
@@ -74,6 +111,11 @@ MATRIX = [
     ("GET", "/c/{slug}/audit/", None, None,                       "302 200 200 200 403 404 302 302 302 302 302 302"),
 ]
 
+# Rows under /api/v1/ whose refusals are not the API's error body, each with the reason.
+NOT_API_ERROR_BODY = {
+    "/api/v1/docs/": "Swagger UI is an HTML page; DRF renders its 401 as the text '401 Unauthorized'",
+}
+
 CASES = [
     pytest.param(method, path, body, fmt, caller, int(code), id=f"{method} {path} as {caller}")
     for method, path, body, fmt, codes in MATRIX
@@ -81,10 +123,19 @@ CASES = [
 ]
 
 
+def _ledger_transfer(consortium, payee: str):
+    """One entry concerning only ``payee``: the pool owes it a euro."""
+    return entry_append(consortium=consortium, kind="transaction", body={}, actor="system:test",
+                        reference_type="statement", reference_id=f"s-{payee}",
+                        postings=[("revenue_pool", Decimal("-1"), "EUR"),
+                                  (f"participant_payable:{payee}", Decimal("1"), "EUR")])
+
+
 @pytest.fixture
 def world(db):
     consortium = ConsortiumFactory(slug="acme")
     alpha = ParticipantFactory(consortium=consortium, slug="alpha")
+    ParticipantFactory(consortium=consortium, slug="beta")
     other = ConsortiumFactory(slug="other")
     keys = {name: ApiKeyFactory(consortium=consortium, scopes=scopes) for name, scopes in KEY_SCOPES.items()}
     keys["revoked"] = ApiKeyFactory(consortium=consortium, scopes=["ingest", "read"], revoked_at=timezone.now())
@@ -97,7 +148,21 @@ def world(db):
     run = training_run_create(actor=Principal(api_key=keys["ingest"]), consortium=consortium, name="r",
                               model_family="logistic", task="binary", metric="auc", parameter_spec=LOGISTIC_SPEC)
     target_key = ApiKeyFactory(consortium=consortium, scopes=["read"])
-    return {"consortium": consortium, "run": run, "keys": keys, "users": users, "target_key": target_key}
+    entry_append(consortium=consortium, kind="transaction", body={"memo": "receipt"}, actor="system:test",
+                 reference_type="revenue_pool", reference_id="pool-1",
+                 postings=[("consortium_income", Decimal("-100"), "EUR"), ("revenue_pool", Decimal("100"), "EUR")])
+    alpha_entry = _ledger_transfer(consortium, "alpha")
+    beta_entry = _ledger_transfer(consortium, "beta")
+    checkpoint = checkpoint_create()
+    # Seqs are deployment-wide and start wherever the ledger stands, so the URLs take them
+    # from the entries rather than assuming 1 and 2.
+    url_values = {
+        "slug": consortium.slug, "run": run.pk, "key_id": target_key.pk, "alpha": alpha.slug,
+        "alpha_seq": alpha_entry.seq, "beta_seq": beta_entry.seq,
+        "missing_seq": checkpoint.tree_size,  # the next seq: no entry has it yet
+        "tree_size": checkpoint.tree_size,
+    }
+    return {"consortium": consortium, "run": run, "keys": keys, "users": users, "url_values": url_values}
 
 
 def _client_for(world, caller: str) -> Client:
@@ -121,17 +186,49 @@ def _send(client: Client, method: str, url: str, body, fmt):
 
 @pytest.mark.parametrize(("method", "path", "body", "fmt", "caller", "expected"), CASES)
 def test_permission_matrix(world, method, path, body, fmt, caller, expected):
-    url = path.format(slug=world["consortium"].slug, run=world["run"].pk, key_id=world["target_key"].pk)
+    url = path.format(**world["url_values"])
     response = _send(_client_for(world, caller), method, url, body(world) if body else None, fmt)
     assert response.status_code == expected, getattr(response, "content", b"")[:300]
+    if path.startswith("/api/v1/") and path not in NOT_API_ERROR_BODY and expected >= 400:
+        assert set(_parsed_body(response)) == {"error"}, response.content[:300]
 
 
-def test_matrix_covers_every_api_route():
-    """A new API route must be added to the matrix above (or to its app's own matrix)."""
-    from django.urls import get_resolver
+def _parsed_body(response) -> dict:
+    content_type = response["Content-Type"]
+    if "json" in content_type:
+        return json.loads(response.content)
+    # The schema view answers in its own format, YAML unless ?format=json, errors included.
+    assert content_type.startswith("application/vnd.oai.openapi"), content_type
+    return yaml.safe_load(response.content)
 
-    covered = {path for _m, path, *_ in MATRIX}
-    ledger_covered = "ledger"  # the ledger's read-only API has its own matrix in tests/ledger
+
+# --- Every API route has a row --------------------------------------------------------------
+
+def _route_shape(route: str) -> str:
+    """``api/v1/x/<slug:slug>/<int:n>/`` → ``/api/v1/x/*/*/``: any converter is one wildcard."""
+    return "/" + re.sub(r"<[^<>]+>", "*", route)
+
+
+def _path_shape(path: str) -> str:
+    """A matrix path in the same shape: its {placeholders} and number segments are wildcards.
+
+    Literal words stay, so ``checkpoints/latest/`` does not cover ``checkpoints/<int:tree_size>/``.
+    """
+    path = path.split("?", 1)[0]
+    return re.sub(r"\{[^{}]+\}|(?<=/)\d+(?=/|$)", "*", path)
+
+
+def uncovered_api_routes(routes, matrix_paths) -> list[str]:
+    """The routes under api/v1/ that no matrix path exercises.
+
+    A regex route (``re_path``) keeps its regex syntax, matches no path and is reported too.
+    """
+    covered = {_path_shape(path) for path in matrix_paths}
+    return sorted(route for route in routes
+                  if route.lstrip("^").startswith("api/v1/") and _route_shape(route) not in covered)
+
+
+def _all_routes() -> list[str]:
     routes = []
 
     def walk(patterns, prefix=""):
@@ -142,11 +239,20 @@ def test_matrix_covers_every_api_route():
                 routes.append(prefix + str(pattern.pattern))
 
     walk(get_resolver().url_patterns)
-    api_routes = [r for r in routes if r.startswith("api/v1/") and "docs" not in r and ledger_covered not in r]
-    normalised = {
-        "/" + r.replace("<slug:slug>", "{slug}").replace("<uuid:run_id>", "{run}").replace("<uuid:key_id>", "{key_id}")
-        .replace("<int:t>", "0").replace("<slug:participant_slug>", "alpha")
-        for r in api_routes
-    }
-    assert normalised <= covered, sorted(normalised - covered)
+    return routes
 
+
+MATRIX_PATHS = [path for _method, path, *_ in MATRIX]
+
+
+def test_matrix_covers_every_api_route():
+    """A new API route, of any app, must be added to the matrix above."""
+    assert uncovered_api_routes(_all_routes(), MATRIX_PATHS) == []
+
+
+def test_coverage_check_reports_a_route_without_row():
+    new_app_route = "api/v1/invoices/<uuid:invoice_id>/lines/<int:line>/"
+    assert uncovered_api_routes([*_all_routes(), new_app_route], MATRIX_PATHS) == [new_app_route]
+    # A literal segment covers only itself, not a parameter in its place.
+    without_tree_size_row = [p for p in MATRIX_PATHS if "{tree_size}/" not in p]
+    assert uncovered_api_routes(_all_routes(), without_tree_size_row) == ["api/v1/ledger/checkpoints/<int:tree_size>/"]

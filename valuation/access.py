@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from django.core.exceptions import ValidationError
-from django.http import Http404
 
 from consortium.access import Capability, Principal
+from core.errors import NotFound
 from valuation.models import TrainingRun
 
 
@@ -21,4 +21,4 @@ def training_run_get(principal: Principal, run_id) -> TrainingRun:
     try:
         return training_runs_visible(principal).get(pk=run_id)
     except (TrainingRun.DoesNotExist, ValidationError, ValueError):
-        raise Http404("No such training run.") from None
+        raise NotFound("No such training run.") from None

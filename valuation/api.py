@@ -7,38 +7,23 @@ and serialise the answer.
 
 from __future__ import annotations
 
-import hashlib
 import json
 
 from django.conf import settings
-from django.db import transaction
-from django.http import Http404
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import status
-from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
 from rest_framework.generics import ListAPIView
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from consortium.access import Capability, participant_get, principal_for, require
-from consortium.api_errors import Conflict, PayloadTooLarge
-from consortium.idempotency import (
-    HEADER as IDEMPOTENCY_HEADER,
-)
-from consortium.idempotency import (
-    IdempotencyConflict,
-    InvalidIdempotencyKey,
-    idempotency_replay,
-    idempotency_store,
-    idempotent_request,
-)
-from valuation import ingest
+from core.errors import InvalidInput, NotAllowed, NotFound, TooLarge
+from core.idempotency import HEADER as IDEMPOTENCY_HEADER
+from core.idempotency import IdempotentWrite, body_digest
 from valuation import serializers as s
+from valuation import services
 from valuation.access import training_run_get, training_runs_visible
-from valuation.npz import UploadTooLarge
 from valuation.selectors import training_run_rounds, validation_set_active
-from valuation.spec import SpecError
 
 IDEMPOTENCY_PARAMETER = OpenApiParameter(
     IDEMPOTENCY_HEADER, str, OpenApiParameter.HEADER, required=False,
@@ -51,66 +36,29 @@ MAX_ROUND = 1_000_000
 
 def _checked_round(t: int) -> int:
     if t > MAX_ROUND:
-        raise ValidationError({"round": [f"round must be between 0 and {MAX_ROUND}; got {t}."]})
+        raise InvalidInput(f"round must be between 0 and {MAX_ROUND}; got {t}.", field="round")
     return t
 
 
-class IdempotentWrite:
-    """Runs one write with Idempotency-Key replay and service-error translation."""
-
-    def __init__(self, request, consortium, body_digest: str):
-        try:
-            self.idempotent = idempotent_request(
-                consortium=consortium, raw_key=request.headers.get(IDEMPOTENCY_HEADER),
-                method=request.method, path=request.path, body_digest=body_digest,
-            )
-        except InvalidIdempotencyKey as exc:
-            raise ValidationError({IDEMPOTENCY_HEADER: [str(exc)]}) from None
-
-    def run(self, write, render, *, spec_error_field: str = "file") -> Response:
-        """``write()`` → (obj, created); ``render(obj)`` → body. 201 when created, else 200.
-
-        A :class:`SpecError` from the service becomes a 400 on ``spec_error_field``.
-        """
-        try:
-            with transaction.atomic():
-                replay = idempotency_replay(self.idempotent)
-                if replay is not None:
-                    return Response(replay.response_body, status=status.HTTP_200_OK)
-                obj, created = write()
-                body = render(obj)
-                code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
-                idempotency_store(self.idempotent, status=code, body=body)
-                return Response(body, status=code)
-        except IdempotencyConflict as exc:
-            raise Conflict(str(exc)) from None
-        except (ingest.UploadConflict, ingest.TrainingRunExists) as exc:
-            raise Conflict(str(exc)) from None
-        except UploadTooLarge as exc:
-            raise PayloadTooLarge(str(exc)) from None
-        except SpecError as exc:
-            raise ValidationError({spec_error_field: [str(exc)]}) from None
+def _run_for_write(request, run_id, capability: Capability):
+    """The caller and the training run it may write to with ``capability`` (404 outside, 403 inside)."""
+    principal = principal_for(request)
+    run = training_run_get(principal, run_id)
+    require(principal, run.consortium, capability)
+    return principal, run
 
 
 def _read_upload(request, serializer_class) -> tuple[dict, bytes]:
     """Validated form fields and the uploaded bytes; 413 before reading an oversized body."""
     declared = int(request.META.get("CONTENT_LENGTH") or 0)
     if declared > settings.UPLOAD_MAX_BYTES + MULTIPART_OVERHEAD:
-        raise PayloadTooLarge(f"the request is {declared} bytes; the limit is {settings.UPLOAD_MAX_BYTES} bytes.")
+        raise TooLarge(f"the request is {declared} bytes; the limit is {settings.UPLOAD_MAX_BYTES} bytes.")
     serializer = serializer_class(data=request.data)
     serializer.is_valid(raise_exception=True)
     upload = serializer.validated_data["file"]
     if upload.size > settings.UPLOAD_MAX_BYTES:
-        raise PayloadTooLarge(f"the file is {upload.size} bytes; the limit is {settings.UPLOAD_MAX_BYTES} bytes.")
+        raise TooLarge(f"the file is {upload.size} bytes; the limit is {settings.UPLOAD_MAX_BYTES} bytes.")
     return serializer.validated_data, upload.read()
-
-
-def _digest(*parts: bytes | str) -> str:
-    digest = hashlib.sha256()
-    for part in parts:
-        digest.update(part.encode() if isinstance(part, str) else part)
-        digest.update(b"\0")
-    return digest.hexdigest()
 
 
 class TrainingRunListCreate(ListAPIView):
@@ -126,18 +74,16 @@ class TrainingRunListCreate(ListAPIView):
     def post(self, request):
         principal = principal_for(request)
         if principal.api_key is None:
-            raise PermissionDenied("Training runs are registered by the FL coordinator with an API key (scope ingest).")
+            raise NotAllowed("Training runs are registered by the FL coordinator with an API key (scope ingest).")
         consortium = principal.api_key.consortium
         require(principal, consortium, Capability.INGEST)
         data = s.TrainingRunInput(data=request.data)
         data.is_valid(raise_exception=True)
         # The parsed body, canonically serialised: whitespace or key order is not a new request.
         body = json.dumps(data.validated_data, sort_keys=True, separators=(",", ":"))
-        write = IdempotentWrite(request, consortium, _digest(body))
-        return write.run(
-            lambda: (ingest.training_run_create(actor=principal, consortium=consortium, **data.validated_data), True),
+        return IdempotentWrite(request, scope=consortium, body_digest=body_digest(body)).run(
+            lambda: (services.training_run_create(actor=principal, consortium=consortium, **data.validated_data), True),
             lambda run: s.TrainingRunOutput(run).data,
-            spec_error_field="non_field_errors",
         )
 
 
@@ -161,13 +107,11 @@ class GlobalWeightsUpload(APIView):
                    responses={201: s.GlobalWeightsOutput, 200: s.GlobalWeightsOutput},
                    parameters=[IDEMPOTENCY_PARAMETER])
     def put(self, request, run_id, t):
-        principal = principal_for(request)
-        run = training_run_get(principal, run_id)
-        require(principal, run.consortium, Capability.INGEST)
+        principal, run = _run_for_write(request, run_id, Capability.INGEST)
         t = _checked_round(t)
         _fields, data = _read_upload(request, s.FileUploadInput)
-        return IdempotentWrite(request, run.consortium, _digest(data)).run(
-            lambda: ingest.global_weights_upload(actor=principal, training_run=run, round=t, data=data),
+        return IdempotentWrite(request, scope=run.consortium, body_digest=body_digest(data)).run(
+            lambda: services.global_weights_upload(actor=principal, training_run=run, round=t, data=data),
             lambda weights: s.GlobalWeightsOutput(weights).data,
         )
 
@@ -179,21 +123,19 @@ class UpdateUpload(APIView):
                    responses={201: s.UpdateOutput, 200: s.UpdateOutput},
                    parameters=[IDEMPOTENCY_PARAMETER])
     def put(self, request, run_id, t, participant_slug):
-        principal = principal_for(request)
-        run = training_run_get(principal, run_id)
-        require(principal, run.consortium, Capability.INGEST)
+        principal, run = _run_for_write(request, run_id, Capability.INGEST)
         try:
             participant = participant_get(principal, run.consortium, participant_slug)
-        except Http404:
+        except NotFound:
             raise NotFound(
                 f"participant {participant_slug!r} does not belong to consortium {run.consortium.slug}."
             ) from None
         t = _checked_round(t)
         fields, data = _read_upload(request, s.UpdateUploadInput)
         num_examples = fields["num_examples"]
-        return IdempotentWrite(request, run.consortium, _digest(data, str(num_examples))).run(
-            lambda: ingest.update_upload(actor=principal, training_run=run, round=t, participant=participant,
-                                         data=data, num_examples=num_examples),
+        return IdempotentWrite(request, scope=run.consortium, body_digest=body_digest(data, str(num_examples))).run(
+            lambda: services.update_upload(actor=principal, training_run=run, round=t, participant=participant,
+                                           data=data, num_examples=num_examples),
             lambda update: s.UpdateOutput(update).data,
         )
 
@@ -205,11 +147,9 @@ class ValidationSetUpload(APIView):
                    responses={201: s.ValidationSetOutput, 200: s.ValidationSetOutput},
                    parameters=[IDEMPOTENCY_PARAMETER])
     def put(self, request, run_id):
-        principal = principal_for(request)
-        run = training_run_get(principal, run_id)
-        require(principal, run.consortium, Capability.UPLOAD_VALIDATION)
+        principal, run = _run_for_write(request, run_id, Capability.UPLOAD_VALIDATION)
         _fields, data = _read_upload(request, s.FileUploadInput)
-        return IdempotentWrite(request, run.consortium, _digest(data)).run(
-            lambda: ingest.validation_set_upload(actor=principal, training_run=run, data=data),
+        return IdempotentWrite(request, scope=run.consortium, body_digest=body_digest(data)).run(
+            lambda: services.validation_set_upload(actor=principal, training_run=run, data=data),
             lambda validation_set: s.ValidationSetOutput(validation_set).data,
         )

@@ -1,5 +1,7 @@
 """A demo training run: simulated factories train a shared failure predictor by FedAvg.
 
+Called by ``seed_demo`` (the ``demo`` app); idempotent per seed.
+
 Each factory holds sensor readings (features) and failure labels from its own machines,
 with its own operating regime (non-IID). One factory's labels are flipped and one has
 noisy sensors, so that contribution values have something to find.
@@ -13,8 +15,8 @@ import numpy as np
 
 from consortium.access import Principal
 from consortium.models import Consortium
-from valuation.ingest import global_weights_upload, training_run_create, update_upload, validation_set_upload
 from valuation.models import TrainingRun
+from valuation.services import global_weights_upload, training_run_create, update_upload, validation_set_upload
 
 FEATURES = 6
 TRUE_COEF = np.array([1.4, -0.9, 0.7, 0.0, 0.5, -1.1])
@@ -45,7 +47,7 @@ def _local_update(coef, intercept, X, y, *, steps: int = 20, rate: float = 0.3):
     return w - coef, np.float64(b - intercept)
 
 
-def demo_training_run_seed(*, consortium: Consortium, actor: Principal, seed: int, rounds: int = 3) -> TrainingRun:
+def valuation_demo_seed(*, consortium: Consortium, actor: Principal, seed: int, rounds: int = 3) -> TrainingRun:
     """Register a run and upload ``rounds`` rounds of FedAvg; the seed fixes every number."""
     name = f"press-failure-demo-seed-{seed}"
     existing = TrainingRun.objects.filter(consortium=consortium, name=name).first()

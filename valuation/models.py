@@ -11,7 +11,7 @@ from django.db import models
 from django.db.models import Q
 
 from consortium.models import ApiKey, Consortium, Participant
-from valuation.spec import METRICS, MODEL_FAMILIES, TASKS
+from valuation.engine import METRICS, TASKS
 
 
 def _choices(values):
@@ -37,7 +37,8 @@ class TrainingRun(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     consortium = models.ForeignKey(Consortium, on_delete=models.PROTECT, related_name="training_runs")
     name = models.CharField(max_length=200)
-    model_family = models.CharField(max_length=16, choices=_choices(MODEL_FAMILIES))
+    # No choices: families come from the engine's registry, which a deployment may extend.
+    model_family = models.CharField(max_length=64)
     task = models.CharField(max_length=16, choices=_choices(TASKS))
     metric = models.CharField(max_length=16, choices=_choices(METRICS))
     parameter_spec = models.JSONField()

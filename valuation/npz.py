@@ -16,11 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from valuation.spec import ArraySpec, SpecError
-
-
-class UploadTooLarge(SpecError):
-    """The archive, or what it would inflate to, exceeds the configured limit."""
+from core.errors import InvalidInput, TooLarge
+from valuation.spec import ArraySpec
 
 
 @dataclass(frozen=True)
@@ -39,37 +36,37 @@ def _read_header(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> tuple[tuple
             else:
                 shape, _fortran, dtype = np.lib.format.read_array_header_2_0(member)
         except (ValueError, EOFError, OSError, zipfile.BadZipFile) as exc:
-            raise SpecError(f"member {info.filename!r} is not a valid .npy array: {exc}") from None
+            raise InvalidInput(f"member {info.filename!r} is not a valid .npy array: {exc}") from None
     return tuple(shape), dtype
 
 
 def npz_inspect(data: bytes, *, max_bytes: int) -> dict[str, ArrayHeader]:
     """Names, shapes and dtypes of the arrays in ``data``, without inflating them."""
     if len(data) > max_bytes:
-        raise UploadTooLarge(f"the file is {len(data)} bytes; the limit is {max_bytes} bytes.")
+        raise TooLarge(f"the file is {len(data)} bytes; the limit is {max_bytes} bytes.")
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
     except zipfile.BadZipFile:
-        raise SpecError("the file is not an .npz archive (save it with numpy.savez or numpy.savez_compressed).") from None
+        raise InvalidInput("the file is not an .npz archive (save it with numpy.savez or numpy.savez_compressed).") from None
     with archive:
         members = archive.infolist()
         declared = sum(info.file_size for info in members)
         if declared > max_bytes:
-            raise UploadTooLarge(
+            raise TooLarge(
                 f"the archive would decompress to {declared} bytes; the limit is {max_bytes} bytes."
             )
         headers: dict[str, ArrayHeader] = {}
         for info in members:
             if not info.filename.endswith(".npy") or "/" in info.filename:
-                raise SpecError(f"member {info.filename!r} is not a top-level .npy array.")
+                raise InvalidInput(f"member {info.filename!r} is not a top-level .npy array.")
             name = info.filename[: -len(".npy")]
             if name in headers:
-                raise SpecError(f"array {name!r} appears twice in the archive.")
+                raise InvalidInput(f"array {name!r} appears twice in the archive.")
             shape, dtype = _read_header(archive, info)
             if dtype.hasobject:
-                raise SpecError(f"array {name!r} has dtype {dtype}; object arrays are not accepted.")
+                raise InvalidInput(f"array {name!r} has dtype {dtype}; object arrays are not accepted.")
             if int(np.prod(shape, dtype=np.int64)) * dtype.itemsize > info.file_size:
-                raise SpecError(f"array {name!r}: its header promises more data than the member holds.")
+                raise InvalidInput(f"array {name!r}: its header promises more data than the member holds.")
             headers[name] = ArrayHeader(name=name, shape=shape, dtype=dtype)
     return headers
 
@@ -79,18 +76,18 @@ def check_headers_against_spec(headers: dict[str, ArrayHeader], spec: list[Array
     expected = {array.name: array for array in spec}
     missing = [name for name in expected if name not in headers]
     if missing:
-        raise SpecError(f"missing array(s) {', '.join(missing)}; the spec expects {', '.join(expected)}.")
+        raise InvalidInput(f"missing array(s) {', '.join(missing)}; the spec expects {', '.join(expected)}.")
     unexpected = [name for name in headers if name not in expected]
     if unexpected:
-        raise SpecError(f"unexpected array(s) {', '.join(unexpected)}; the spec expects {', '.join(expected)}.")
+        raise InvalidInput(f"unexpected array(s) {', '.join(unexpected)}; the spec expects {', '.join(expected)}.")
     for name, array in expected.items():
         header = headers[name]
         if header.shape != array.shape:
-            raise SpecError(
+            raise InvalidInput(
                 f"array {name!r}: expected shape {list(array.shape)}, received {list(header.shape)}."
             )
         if header.dtype != np.dtype(array.dtype):
-            raise SpecError(f"array {name!r}: expected dtype {array.dtype}, received {header.dtype.name}.")
+            raise InvalidInput(f"array {name!r}: expected dtype {array.dtype}, received {header.dtype.name}.")
 
 
 def npz_read(data: bytes) -> dict[str, np.ndarray]:
@@ -101,9 +98,9 @@ def npz_read(data: bytes) -> dict[str, np.ndarray]:
             try:
                 array = archive[name]
             except (ValueError, zipfile.BadZipFile, EOFError, OSError) as exc:
-                raise SpecError(f"array {name!r} could not be read: {exc}") from None
+                raise InvalidInput(f"array {name!r} could not be read: {exc}") from None
             if array.dtype.kind in "fc" and not np.isfinite(array).all():
                 bad = int(np.size(array) - np.count_nonzero(np.isfinite(array)))
-                raise SpecError(f"array {name!r} holds {bad} non-finite value(s) (NaN or infinity).")
+                raise InvalidInput(f"array {name!r} holds {bad} non-finite value(s) (NaN or infinity).")
             arrays[name] = array
     return arrays

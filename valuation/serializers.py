@@ -2,8 +2,9 @@
 
 from rest_framework import serializers
 
+from valuation.engine import METRICS, TASKS, model_family_names
 from valuation.models import GlobalWeights, ParticipantUpdate, TrainingRun, ValidationSet
-from valuation.spec import DTYPES, METRICS, MODEL_FAMILIES, TASKS
+from valuation.spec import DTYPES
 
 
 class ArraySpecSerializer(serializers.Serializer):
@@ -12,13 +13,26 @@ class ArraySpecSerializer(serializers.Serializer):
     dtype = serializers.ChoiceField(choices=DTYPES)
 
 
+def _engine_vocabulary(fields: dict) -> dict:
+    """Set the choices of model_family, task and metric from the engine's registry as it
+    is now (at instantiation), so a family registered with register_model_family is
+    accepted and listed without a change here."""
+    for name, choices in (("model_family", model_family_names()), ("task", TASKS), ("metric", METRICS)):
+        if name in fields:
+            fields[name].choices = choices
+    return fields
+
+
 class TrainingRunInput(serializers.Serializer):
     name = serializers.CharField(max_length=200)
-    model_family = serializers.ChoiceField(choices=MODEL_FAMILIES)
-    task = serializers.ChoiceField(choices=TASKS)
-    metric = serializers.ChoiceField(choices=METRICS)
+    model_family = serializers.ChoiceField(choices=())  # choices: _engine_vocabulary
+    task = serializers.ChoiceField(choices=())
+    metric = serializers.ChoiceField(choices=())
     # Checked as a whole by valuation.spec, which names the offending array precisely.
     parameter_spec = serializers.JSONField()
+
+    def get_fields(self):
+        return _engine_vocabulary(super().get_fields())
 
 
 class PayloadFields(serializers.Serializer):
@@ -69,7 +83,11 @@ class RoundOutput(serializers.Serializer):
 
 class TrainingRunOutput(serializers.ModelSerializer):
     consortium = serializers.CharField(source="consortium.slug")
+    model_family = serializers.ChoiceField(choices=())  # the model field has no choices: the registry's
     parameter_spec = ArraySpecSerializer(many=True)
+
+    def get_fields(self):
+        return _engine_vocabulary(super().get_fields())
 
     class Meta:
         model = TrainingRun

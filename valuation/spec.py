@@ -1,42 +1,32 @@
 """Parameter specs of training runs: which arrays a model family has, with which shapes.
 
-Pure Python: the rules of DESIGN.md section 4 (``linear`` and ``logistic``: ``coef`` (d,),
+The vocabulary (model families, tasks, metrics per task, each family's parameter layout)
+is the engine's registry (``valuation.engine``), read at call time, so a family added
+with ``register_model_family`` is accepted here without a change. For the built-ins the
+rules are those of DESIGN.md section 4 (``linear`` and ``logistic``: ``coef`` (d,),
 ``intercept`` (); ``softmax``: ``coef`` (d, k), ``intercept`` (k,); ``mlp``: ``W1`` (d, h),
-``b1`` (h,), ``W2`` (h, k), ``b2`` (k,), k = 1 for binary and regression).
+``b1`` (h,), ``W2`` (h, k), ``b2`` (k,), k = 1 for binary and regression). What stays
+here are the wire rules of uploads (dtypes, the largest dimension) and the messages.
+Every refusal is a :class:`core.errors.InvalidInput` about the request body as a whole.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-MODEL_FAMILIES = ("linear", "logistic", "softmax", "mlp")
-TASKS = ("regression", "binary", "multiclass")
-METRICS = ("neg_log_loss", "accuracy", "auc", "f1", "neg_rmse")
+from core.errors import InvalidInput
+from valuation.engine import (
+    METRICS,
+    METRICS_BY_TASK,
+    TASKS,
+    ModelFamily,
+    check_output_count,
+    get_model_family,
+    model_family_names,
+)
+
 DTYPES = ("float32", "float64")
-
-TASKS_BY_FAMILY = {
-    "linear": ("regression",),
-    "logistic": ("binary",),
-    "softmax": ("multiclass",),
-    "mlp": TASKS,
-}
-METRICS_BY_TASK = {
-    "regression": ("neg_rmse",),
-    "binary": ("neg_log_loss", "accuracy", "auc", "f1"),
-    "multiclass": ("neg_log_loss", "accuracy", "f1"),
-}
-# Array names in the order the spec lists them, with symbolic shapes.
-ARRAYS_BY_FAMILY = {
-    "linear": {"coef": ("d",), "intercept": ()},
-    "logistic": {"coef": ("d",), "intercept": ()},
-    "softmax": {"coef": ("d", "k"), "intercept": ("k",)},
-    "mlp": {"W1": ("d", "h"), "b1": ("h",), "W2": ("h", "k"), "b2": ("k",)},
-}
 MAX_DIMENSION = 1_000_000
-
-
-class SpecError(ValueError):
-    """A spec or an upload does not fit the rules; the message says exactly why."""
 
 
 @dataclass(frozen=True)
@@ -51,20 +41,27 @@ class ArraySpec:
 
 def _choice(value, allowed, what: str) -> str:
     if value not in allowed:
-        raise SpecError(f"{what} must be one of {', '.join(allowed)}; got {value!r}.")
+        raise InvalidInput(f"{what} must be one of {', '.join(allowed)}; got {value!r}.")
     return value
+
+
+def _family(model_family) -> ModelFamily:
+    _choice(model_family, model_family_names(), "model_family")
+    return get_model_family(model_family)
 
 
 def _parse_array_spec(raw, position: int) -> ArraySpec:
     if not isinstance(raw, dict) or set(raw) != {"name", "shape", "dtype"}:
-        raise SpecError(f"parameter_spec[{position}] must be an object with exactly name, shape and dtype.")
+        raise InvalidInput(f"parameter_spec[{position}] must be an object with exactly name, shape and dtype.")
     name, shape, dtype = raw["name"], raw["shape"], raw["dtype"]
     if not isinstance(name, str) or not name:
-        raise SpecError(f"parameter_spec[{position}].name must be a non-empty string.")
+        raise InvalidInput(f"parameter_spec[{position}].name must be a non-empty string.")
     if not isinstance(shape, list) or not all(isinstance(n, int) and not isinstance(n, bool) for n in shape):
-        raise SpecError(f"parameter_spec[{position}] ({name}): shape must be a list of integers.")
+        raise InvalidInput(f"parameter_spec[{position}] ({name}): shape must be a list of integers.")
     if any(n < 1 or n > MAX_DIMENSION for n in shape):
-        raise SpecError(f"parameter_spec[{position}] ({name}): every dimension must be between 1 and {MAX_DIMENSION}.")
+        raise InvalidInput(
+            f"parameter_spec[{position}] ({name}): every dimension must be between 1 and {MAX_DIMENSION}."
+        )
     _choice(dtype, DTYPES, f"parameter_spec[{position}] ({name}): dtype")
     return ArraySpec(name=name, shape=tuple(shape), dtype=dtype)
 
@@ -72,14 +69,14 @@ def _parse_array_spec(raw, position: int) -> ArraySpec:
 def _bind_dimensions(family: str, arrays: dict[str, ArraySpec]) -> dict[str, int]:
     """Check each array's rank and that shared symbols (d, h, k) agree across arrays."""
     bound: dict[str, int] = {}
-    for name, symbols in ARRAYS_BY_FAMILY[family].items():
+    for name, symbols in get_model_family(family).parameter_layout.items():
         shape = arrays[name].shape
         if len(shape) != len(symbols):
             expected = "(" + ", ".join(symbols) + ("," if len(symbols) == 1 else "") + ")"
-            raise SpecError(f"{family} array {name!r} must have shape {expected}; got {list(shape)}.")
+            raise InvalidInput(f"{family} array {name!r} must have shape {expected}; got {list(shape)}.")
         for symbol, size in zip(symbols, shape):
             if bound.setdefault(symbol, size) != size:
-                raise SpecError(
+                raise InvalidInput(
                     f"{family} array {name!r}: dimension {symbol} is {size} but other arrays say {bound[symbol]}."
                 )
     return bound
@@ -87,44 +84,54 @@ def _bind_dimensions(family: str, arrays: dict[str, ArraySpec]) -> dict[str, int
 
 def parse_training_spec(*, model_family, task, metric, parameter_spec) -> list[ArraySpec]:
     """Validate a training run's declaration and return its arrays in a canonical order."""
-    _choice(model_family, MODEL_FAMILIES, "model_family")
+    family = _family(model_family)
     _choice(task, TASKS, "task")
     _choice(metric, METRICS, "metric")
-    if task not in TASKS_BY_FAMILY[model_family]:
-        raise SpecError(f"model_family {model_family} supports task {' or '.join(TASKS_BY_FAMILY[model_family])}, not {task}.")
+    if task not in family.tasks:
+        raise InvalidInput(f"model_family {model_family} supports task {' or '.join(family.tasks)}, not {task}.")
     if metric not in METRICS_BY_TASK[task]:
-        raise SpecError(f"metric {metric} does not apply to task {task}; use one of {', '.join(METRICS_BY_TASK[task])}.")
+        raise InvalidInput(
+            f"metric {metric} does not apply to task {task}; use one of {', '.join(METRICS_BY_TASK[task])}."
+        )
     if not isinstance(parameter_spec, list) or not parameter_spec:
-        raise SpecError("parameter_spec must be a non-empty list of {name, shape, dtype}.")
+        raise InvalidInput("parameter_spec must be a non-empty list of {name, shape, dtype}.")
     arrays: dict[str, ArraySpec] = {}
     for position, raw in enumerate(parameter_spec):
         array = _parse_array_spec(raw, position)
         if array.name in arrays:
-            raise SpecError(f"parameter_spec names array {array.name!r} twice.")
+            raise InvalidInput(f"parameter_spec names array {array.name!r} twice.")
         arrays[array.name] = array
-    expected = list(ARRAYS_BY_FAMILY[model_family])
+    expected = list(family.parameter_layout)
     if set(arrays) != set(expected):
-        raise SpecError(
+        raise InvalidInput(
             f"model_family {model_family} needs exactly the arrays {', '.join(expected)}; got {', '.join(arrays)}."
         )
-    dimensions = _bind_dimensions(model_family, arrays)
-    k = dimensions.get("k")
-    if task in ("binary", "regression") and k not in (None, 1):
-        raise SpecError(f"task {task} needs k = 1 output; the spec has k = {k}.")
-    if task == "multiclass" and k is not None and k < 2:
-        raise SpecError(f"task multiclass needs k >= 2 classes; the spec has k = {k}.")
+    k = _bind_dimensions(model_family, arrays).get("k")
+    if k is not None:
+        try:
+            check_output_count(task, k)
+        except ValueError as exc:
+            raise InvalidInput(f"{exc}; the spec has k = {k}.") from None
     return [arrays[name] for name in expected]
+
+
+def _dimensions(model_family: str, arrays: list[ArraySpec]) -> dict[str, int]:
+    """The sizes of the layout's symbols in a parsed spec (first array that names each)."""
+    shapes = {a.name: a.shape for a in arrays}
+    bound: dict[str, int] = {}
+    for name, symbols in _family(model_family).parameter_layout.items():
+        for symbol, size in zip(symbols, shapes[name]):
+            bound.setdefault(symbol, size)
+    return bound
 
 
 def feature_count(model_family: str, arrays: list[ArraySpec]) -> int:
     """d, the number of input features the model expects."""
-    first = {"mlp": "W1"}.get(model_family, "coef")
-    return next(a.shape[0] for a in arrays if a.name == first)
+    return _dimensions(model_family, arrays)["d"]
 
 
 def class_count(model_family: str, task: str, arrays: list[ArraySpec]) -> int | None:
     """k for multiclass models, None otherwise."""
     if task != "multiclass":
         return None
-    last = {"mlp": "b2"}.get(model_family, "intercept")
-    return next(a.shape[0] for a in arrays if a.name == last)
+    return _dimensions(model_family, arrays)["k"]

@@ -3,7 +3,7 @@
 from celery import shared_task
 from django.db import DatabaseError
 
-from valuation.integrity import payload_verify
+from valuation.services import payload_verify
 
 
 @shared_task(

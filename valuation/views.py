@@ -1,10 +1,10 @@
 """Pages of the valuation app: a training run and who has uploaded what."""
 
 from django.contrib.auth.decorators import login_required
-from django.http import Http404
 from django.shortcuts import render
 
 from consortium.access import consortium_get, principal_for
+from core.errors import NotFound
 from valuation.access import training_run_get
 from valuation.selectors import training_run_rounds, validation_set_active
 
@@ -15,7 +15,7 @@ def training_run_page(request, slug, run_id):
     consortium = consortium_get(principal, slug)
     run = training_run_get(principal, run_id)
     if run.consortium_id != consortium.id:
-        raise Http404("No such training run.")
+        raise NotFound("No such training run.")
     context = {
         "consortium": consortium,
         "run": run,

@@ -2,16 +2,19 @@
 
 ``entry_append`` (append.py), ``checkpoint_create`` (checkpoints.py), proofs and roots
 (proofs.py), ``ledger_verify`` (verify.py) and ``ledger_export`` (export.py).
+
+Refusals are ``core.errors`` classes: InvalidInput (``ProofUnavailable`` is one) and
+Conflict (``IdempotencyKeyReused``). ``LedgerCorrupt`` is a RuntimeError: a stored ledger
+that contradicts itself is the server's fault, not the caller's.
 """
 
 from ledger.services.append import IdempotencyKeyReused, LedgerCorrupt, entry_append
-from ledger.services.checkpoints import checkpoint_create, checkpoint_latest
+from ledger.services.checkpoints import checkpoint_create
 from ledger.services.proofs import (
     ProofUnavailable,
     consistency_get,
     inclusion_proof_get,
     ledger_size,
-    node_hashes,
     tree_root,
 )
 
@@ -20,11 +23,9 @@ __all__ = [
     "LedgerCorrupt",
     "ProofUnavailable",
     "checkpoint_create",
-    "checkpoint_latest",
     "consistency_get",
     "entry_append",
     "inclusion_proof_get",
     "ledger_size",
-    "node_hashes",
     "tree_root",
 ]

@@ -8,17 +8,17 @@ entry with its postings, participant links and the Merkle nodes its leaf complet
 the head forward. Concurrent appenders queue on that one row, so the chain can neither fork nor
 leave a gap.
 
-On PostgreSQL the locked part is one call of ``fairshare_ledger_append`` (migrations 0003
-and 0004): the head stays locked until COMMIT, so each round trip while it is held is paid
-by every writer of the deployment. That COMMIT does not wait for the WAL flush
-(``synchronous_commit`` off for the append's transaction only), so the lock is not held
-across an fsync; ``entry_append`` returns after a synchronous commit outside the lock has
-flushed the WAL past the entry, so a returned entry is durable. Under autocommit the call,
-its COMMIT and that flush are sent as one round trip; inside the caller's transaction the
-flush follows the caller's COMMIT. A crash before the flush loses the entry and everything
-chained after it (the WAL is replayed in order), never one entry out of the middle; if the
-connection fails between the COMMIT and the flush, the entry may exist although the call
-raised, and a retry with the same idempotency key returns it.
+On PostgreSQL the locked part is one call of ``fairshare_ledger_append`` (the newest
+ledger/sql/append_v*.sql, installed by the migrations): the head stays locked until COMMIT,
+so each round trip while it is held is paid by every writer of the deployment. That COMMIT
+does not wait for the WAL flush (``synchronous_commit`` off for the append's transaction
+only), so the lock is not held across an fsync; ``entry_append`` returns after a synchronous
+commit outside the lock has flushed the WAL past the entry, so a returned entry is durable.
+Under autocommit the call, its COMMIT and that flush are sent as one round trip; inside the
+caller's transaction the flush follows the caller's COMMIT. A crash before the flush loses
+the entry and everything chained after it (the WAL is replayed in order), never one entry
+out of the middle; if the connection fails between the COMMIT and the flush, the entry may
+exist although the call raised, and a retry with the same idempotency key returns it.
 Elsewhere (SQLite) the same steps run here in Python.
 """
 
@@ -28,19 +28,23 @@ import contextlib
 from collections.abc import Iterable
 from uuid import UUID
 
-from django.core.exceptions import ValidationError
 from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
 from consortium.access import Principal
 from consortium.models import Consortium, Participant
+from core.errors import Conflict, InvalidInput
 from ledger import canonical, merkle
+from ledger.columns import ENTRY_COLUMNS, NODE_COLUMNS, PARTICIPANT_COLUMNS, POSTING_COLUMNS
 from ledger.models import LedgerEntry, LedgerEntryParticipant
 from ledger.services.draft import EntryDraft, entry_draft
 
 
-class IdempotencyKeyReused(ValidationError):
+class IdempotencyKeyReused(Conflict):
     """The idempotency key is already on an entry that records something else."""
+
+    def __init__(self, message: str, *, field: str | None = "idempotency_key"):
+        super().__init__(message, field=field)
 
 
 class LedgerCorrupt(RuntimeError):
@@ -64,8 +68,8 @@ def entry_append(
     ``postings`` (transactions only) are ``(account, Decimal amount, currency)`` triples or
     dicts with those keys; they must sum to zero per currency. ``participants`` (instances
     or slugs) are who the entry concerns; participants named by accounts are added.
-    Raises ValidationError on bad input and IdempotencyKeyReused when the key is taken by
-    a different entry.
+    Raises InvalidInput (``core.errors``) on bad input, naming the field or fields, and
+    IdempotencyKeyReused (a Conflict) when the key is taken by a different entry.
     """
     draft = entry_draft(
         consortium=consortium, kind=kind, body=body, postings=postings, actor=actor,
@@ -84,8 +88,7 @@ def entry_append(
 def _repeat(existing: LedgerEntry, draft: EntryDraft) -> LedgerEntry:
     if canonical.content_of(existing.document) != draft.content():
         raise IdempotencyKeyReused(
-            {"idempotency_key": f"Idempotency key {draft.idempotency_key!r} was used for entry {existing.seq}, "
-                                "which records something else."}
+            f"Idempotency key {draft.idempotency_key!r} was used for entry {existing.seq}, which records something else."
         )
     return existing
 
@@ -147,9 +150,9 @@ def _append_in_postgresql(draft: EntryDraft) -> LedgerEntry:
             _end_failed_transaction()
         code, message = getattr(exc.__cause__, "pgcode", None), str(exc.__cause__).splitlines()[0]
         if code == "FSL02":  # unknown participant slugs, found before the head was locked
-            raise ValidationError({"participants": message.replace("{consortium}", draft.consortium.slug)}) from None
+            raise InvalidInput(message.replace("{consortium}", draft.consortium.slug), field="participants") from None
         if code == "FSL03":  # the consortium row is gone
-            raise ValidationError({"consortium": f"Consortium {draft.consortium.slug} no longer exists."}) from None
+            raise InvalidInput(f"Consortium {draft.consortium.slug} no longer exists.", field="consortium") from None
         if code == "FSL01":
             raise LedgerCorrupt(message) from exc
         raise
@@ -205,10 +208,10 @@ def _flush_wal() -> None:
 def _append_here(draft: EntryDraft) -> LedgerEntry:
     # No foreign key checks these (see ledger/models.py); on PostgreSQL the function does.
     if not Consortium.objects.filter(pk=draft.consortium.pk).exists():
-        raise ValidationError({"consortium": f"Consortium {draft.consortium.slug} no longer exists."})
+        raise InvalidInput(f"Consortium {draft.consortium.slug} no longer exists.", field="consortium")
     participant_ids = _participant_ids(draft.consortium, draft.participants)
     if missing := [slug for slug in draft.participants if slug not in participant_ids]:
-        raise ValidationError({"participants": f"Not participants of {draft.consortium.slug}: {', '.join(missing)}."})
+        raise InvalidInput(f"Not participants of {draft.consortium.slug}: {', '.join(missing)}.", field="participants")
     # No savepoint when nested: nothing inside is expected to fail.
     with transaction.atomic(savepoint=False), connection.cursor() as cursor:
         size, last_hash, frontier = _head_lock(cursor)
@@ -259,17 +262,6 @@ def _participant_ids(consortium: Consortium, slugs: Iterable[str]) -> dict[str, 
             [consortium_field.get_db_prep_value(consortium.pk, connection), *slugs],
         )
         return {slug: meta.pk.to_python(pk) for slug, pk in cursor.fetchall()}
-
-
-# The columns each INSERT writes; tests/ledger/test_append.py checks them against the models,
-# and migration 0003 writes the same columns on PostgreSQL.
-ENTRY_COLUMNS = (
-    "seq", "kind", "consortium_id", "reference_type", "reference_id", "actor", "created_at",
-    "idempotency_key", "prev_hash", "leaf_hash", "canonical",
-)
-POSTING_COLUMNS = ("entry_id", "line", "account", "currency", "amount_minor")
-PARTICIPANT_COLUMNS = ("entry_id", "participant_id")
-NODE_COLUMNS = ("level", "idx", "hash")
 
 
 def _insert(table: str, columns: tuple[str, ...], rows: list[tuple]) -> tuple[str, list]:

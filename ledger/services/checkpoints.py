@@ -8,10 +8,10 @@ existing one.
 
 from __future__ import annotations
 
-from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from core.errors import InvalidInput
 from ledger import signing
 from ledger.models import Checkpoint
 from ledger.notes import checkpoint_body
@@ -22,7 +22,7 @@ def checkpoint_create() -> Checkpoint:
     """A signed checkpoint of the ledger as this transaction sees it."""
     size = ledger_size()
     if size == 0:
-        raise ValidationError("The ledger is empty: there is nothing to checkpoint.")
+        raise InvalidInput("The ledger is empty: there is nothing to checkpoint.")
     existing = Checkpoint.objects.filter(tree_size=size).first()
     if existing is not None:
         return existing
@@ -43,7 +43,3 @@ def checkpoint_create() -> Checkpoint:
         # Another process signed the same size a moment ago; theirs is as good as ours.
         return Checkpoint.objects.get(tree_size=size)
     return checkpoint
-
-
-def checkpoint_latest() -> Checkpoint | None:
-    return Checkpoint.objects.order_by("-tree_size").first()

@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from decimal import Decimal
 from functools import cached_property
 
-from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from consortium.models import Consortium, Participant
+from core.errors import InvalidInput
 from ledger import canonical
 from ledger.accounts import InvalidAccount, account_parse, account_participant
 from ledger.currencies import UnknownCurrency, amount_text, from_minor, minor_unit, to_minor
@@ -94,13 +94,13 @@ class EntryDraft:
 def entry_draft(
     *, consortium, kind, body, postings, actor, reference_type, reference_id, participants, idempotency_key
 ) -> EntryDraft:
-    """Check an entry-to-be; raise ValidationError naming every problem, field by field."""
+    """Check an entry-to-be; raise InvalidInput naming every problem, field by field."""
     errors: dict[str, list[str]] = defaultdict(list)
     # Enum members (EntryKind.RECORD, ReferenceType.STATEMENT) become their plain values.
     kind = str(kind) if isinstance(kind, str) else kind
     reference_type = str(reference_type) if isinstance(reference_type, str) else reference_type
     if not isinstance(consortium, Consortium) or consortium.pk is None:
-        raise ValidationError({"consortium": "A saved Consortium is required."})
+        raise InvalidInput("A saved Consortium is required.", field="consortium")
     if kind not in _KINDS:
         errors["kind"].append(f"Unknown kind {kind!r}; expected one of {', '.join(EntryKind.values)}.")
     if reference_type not in _REFERENCE_TYPES:
@@ -125,15 +125,24 @@ def entry_draft(
     slugs = _participant_slugs(consortium, participants, errors)
     slugs |= {slug for account, _, _ in lines if (slug := account_participant(account))}
     if errors:
-        raise ValidationError(dict(errors))
+        raise _invalid(errors)
     draft = EntryDraft(
         consortium=consortium, kind=kind, reference_type=reference_type, reference_id=reference_id,
         participants=tuple(sorted(slugs)), body=body, postings=lines, actor=actor_label, idempotency_key=idempotency_key,
     )
     size = sum(map(len, draft.template)) + 64 + 20 + 27  # hash, longest seq, time
     if size > canonical.MAX_CANONICAL_BYTES:
-        raise ValidationError({"body": f"The entry would be {size} bytes; the limit is {canonical.MAX_CANONICAL_BYTES}."})
+        raise InvalidInput(f"The entry would be {size} bytes; the limit is {canonical.MAX_CANONICAL_BYTES}.", field="body")
     return draft
+
+
+def _invalid(errors: dict[str, list[str]]) -> InvalidInput:
+    """One InvalidInput for everything found: the first message names its field, and
+    ``errors`` holds every message by field when there is more than one."""
+    field, messages = next(iter(errors.items()))
+    if len(errors) == 1 and len(messages) == 1:
+        return InvalidInput(messages[0], field=field)
+    return InvalidInput(messages[0], field=field, errors={name: list(found) for name, found in errors.items()})
 
 
 def _participant_slugs(consortium, participants, errors) -> set[str]:

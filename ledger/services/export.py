@@ -17,6 +17,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from consortium.models import Consortium
+from core.errors import InvalidInput
 from ledger import signing
 from ledger.canonical import format_time
 from ledger.models import Checkpoint, LedgerEntry
@@ -33,6 +34,8 @@ class ExportSummary:
 
 
 def ledger_export(*, out: BinaryIO, chunk_size: int = 2000) -> ExportSummary:
+    if chunk_size < 1:  # a chunk of none would end the export after the header, silently
+        raise InvalidInput(f"The chunk size is at least 1, not {chunk_size}.", field="chunk_size")
     outermost = not connection.in_atomic_block
     with transaction.atomic():
         if outermost and connection.vendor == "postgresql":

@@ -21,17 +21,14 @@ from django.db import connection, transaction
 from django.db.models import Q
 
 from consortium.models import Participant
+from core.errors import InvalidInput
 from ledger import canonical, merkle, signing
 from ledger.accounts import InvalidAccount, account_parse
+from ledger.columns import ENTRY_COLUMNS
 from ledger.currencies import UnknownCurrency, amount_text
 from ledger.enforcement import trigger_problems
 from ledger.models import Checkpoint, EntryKind, LedgerEntry, LedgerEntryParticipant, LedgerHead, LedgerNode, Posting
 from ledger.notes import NoteError, checkpoint_body, note_verify
-
-_ENTRY_COLUMNS = (
-    "seq", "kind", "consortium_id", "reference_type", "reference_id", "actor", "created_at",
-    "idempotency_key", "prev_hash", "leaf_hash", "canonical",
-)
 
 
 @dataclass
@@ -71,6 +68,8 @@ class _Target:
 
 def ledger_verify(*, held_notes: list[tuple[str, str]] = (), chunk_size: int = 2000) -> VerificationReport:
     """Verify everything; ``held_notes`` are (label, note text) of checkpoints kept elsewhere."""
+    if chunk_size < 1:  # a chunk of none would end the walk at once and report entries as removed
+        raise InvalidInput(f"The chunk size is at least 1, not {chunk_size}.", field="chunk_size")
     report = VerificationReport()
     outermost = not connection.in_atomic_block
     with transaction.atomic():
@@ -102,7 +101,7 @@ class _Walk:
         last_seq = -1
         while True:
             rows = list(
-                LedgerEntry.objects.filter(seq__gt=last_seq).order_by("seq").values_list(*_ENTRY_COLUMNS)[: self.chunk_size]
+                LedgerEntry.objects.filter(seq__gt=last_seq).order_by("seq").values_list(*ENTRY_COLUMNS)[: self.chunk_size]
             )
             if not rows:
                 break

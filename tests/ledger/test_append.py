@@ -1,11 +1,13 @@
 """entry_append: the only way in: validation, chaining, idempotency, participants."""
 
+import hashlib
+import re
 from decimal import Decimal
 
 import pytest
-from django.core.exceptions import ValidationError
 
-from ledger import canonical, merkle
+from core.errors import Conflict, InvalidInput
+from ledger import canonical, columns, merkle
 from ledger.models import LedgerEntry, LedgerHead, LedgerNode, Posting
 from ledger.services import IdempotencyKeyReused, entry_append, tree_root
 from tests.factories import ConsortiumFactory, ParticipantFactory
@@ -23,7 +25,14 @@ def _transaction(consortium, postings, **overrides):
 
 
 def _messages(excinfo, field="postings"):
-    return " ".join(excinfo.value.message_dict[field])
+    """Every message the InvalidInput carries for ``field``."""
+    error = excinfo.value
+    assert isinstance(error, InvalidInput)
+    if error.errors is not None:
+        assert error.field in error.errors and error.message == error.errors[error.field][0]
+        return " ".join(error.errors[field])
+    assert error.field == field, f"the error names {error.field!r}, not {field!r}: {error.message}"
+    return error.message
 
 
 def test_it_appends_a_balanced_transaction_with_its_postings(consortium, participants):
@@ -66,7 +75,7 @@ def test_the_head_and_the_stored_nodes_give_the_merkle_root(consortium, receipt)
 
 
 def test_unbalanced_postings_say_by_how_much_per_currency(consortium):
-    with pytest.raises(ValidationError) as excinfo:
+    with pytest.raises(InvalidInput) as excinfo:
         _transaction(consortium, [
             ("consortium_income", Decimal("-100.00"), "EUR"),
             ("revenue_pool", Decimal("99.99"), "EUR"),
@@ -95,7 +104,7 @@ def test_unbalanced_postings_say_by_how_much_per_currency(consortium):
     ],
 )
 def test_bad_postings_are_refused_with_a_clear_message(consortium, participants, postings, expected):
-    with pytest.raises(ValidationError) as excinfo:
+    with pytest.raises(InvalidInput) as excinfo:
         _transaction(consortium, postings)
     assert expected in _messages(excinfo)
 
@@ -110,7 +119,7 @@ def test_a_record_has_no_postings(consortium):
     entry = entry_append(consortium=consortium, kind="record", body={"digest": "ab" * 32}, actor="system:test",
                          reference_type="valuation_run", reference_id="42")
     assert entry.document["postings"] == [] and not Posting.objects.exists()
-    with pytest.raises(ValidationError) as excinfo:
+    with pytest.raises(InvalidInput) as excinfo:
         entry_append(consortium=consortium, kind="record", body={}, actor="x", reference_type="policy",
                      reference_id="p", postings=[("revenue_pool", Decimal("1"), "EUR"), ("reserve", Decimal("-1"), "EUR")])
     assert "A record has no postings" in _messages(excinfo)
@@ -132,18 +141,18 @@ def test_a_record_has_no_postings(consortium):
     ],
 )
 def test_bad_entries_are_refused(consortium, participants, overrides, field, expected):
-    with pytest.raises(ValidationError) as excinfo:
+    with pytest.raises(InvalidInput) as excinfo:
         _transaction(consortium, [("revenue_pool", Decimal("1"), "EUR"), ("reserve", Decimal("-1"), "EUR")], **overrides)
     assert expected in _messages(excinfo, field)
 
 
 def test_a_participant_of_another_consortium_is_refused(consortium, participants):
     stranger = ParticipantFactory(consortium=ConsortiumFactory(), slug="stranger")
-    with pytest.raises(ValidationError) as excinfo:
+    with pytest.raises(InvalidInput) as excinfo:
         _transaction(consortium, [("revenue_pool", Decimal("1"), "EUR"), ("reserve", Decimal("-1"), "EUR")],
                      participants=[stranger])
     assert "another consortium" in _messages(excinfo, "participants")
-    with pytest.raises(ValidationError):
+    with pytest.raises(InvalidInput, match="Not participants of acme: stranger"):
         _transaction(consortium, [("paid:stranger", Decimal("1"), "EUR"), ("reserve", Decimal("-1"), "EUR")])
 
 
@@ -163,8 +172,9 @@ def test_a_repeated_idempotency_key_with_a_different_body_is_an_error(consortium
     receipt(consortium, amount="100.00", idempotency_key="pool-1:receipt")
     with pytest.raises(IdempotencyKeyReused) as excinfo:
         receipt(consortium, amount="100.01", idempotency_key="pool-1:receipt")
-    assert "was used for entry 0" in _messages(excinfo, "idempotency_key")
-    assert isinstance(excinfo.value, ValidationError)
+    error = excinfo.value
+    assert isinstance(error, Conflict) and error.status_code == 409
+    assert error.field == "idempotency_key" and "was used for entry 0" in error.message
 
 
 def test_enum_members_are_stored_as_their_values(consortium):
@@ -205,12 +215,80 @@ def test_a_missing_head_with_entries_refuses_to_start_a_second_chain(consortium,
 
 def test_the_hand_written_inserts_name_every_column_of_the_models():
     from ledger.models import LedgerEntryParticipant
-    from ledger.services import append
 
-    def columns(model):
+    def model_columns(model):
         return {f.column for f in model._meta.concrete_fields if f.column}
 
-    assert set(append.ENTRY_COLUMNS) == columns(LedgerEntry)
-    assert set(append.POSTING_COLUMNS) == columns(Posting)
-    assert set(append.PARTICIPANT_COLUMNS) == columns(LedgerEntryParticipant)
-    assert set(append.NODE_COLUMNS) == columns(LedgerNode)
+    assert set(columns.ENTRY_COLUMNS) == model_columns(LedgerEntry)
+    assert set(columns.POSTING_COLUMNS) == model_columns(Posting)
+    assert set(columns.PARTICIPANT_COLUMNS) == model_columns(LedgerEntryParticipant)
+    assert set(columns.NODE_COLUMNS) == model_columns(LedgerNode)
+
+
+def test_append_and_verify_share_the_column_lists():
+    from ledger.services import append, verify
+
+    assert append.ENTRY_COLUMNS is columns.ENTRY_COLUMNS and verify.ENTRY_COLUMNS is columns.ENTRY_COLUMNS
+    assert (append.POSTING_COLUMNS, append.PARTICIPANT_COLUMNS, append.NODE_COLUMNS) == (
+        columns.POSTING_COLUMNS, columns.PARTICIPANT_COLUMNS, columns.NODE_COLUMNS)
+
+
+def _sql_inserts(text: str) -> dict[str, list[tuple[str, ...]]]:
+    """table -> the column list of every ``INSERT INTO table (...)`` in ``text``."""
+    found: dict[str, list[tuple[str, ...]]] = {}
+    for table, names in re.findall(r"INSERT\s+INTO\s+(\w+)\s*\(([^)]*)\)", text):
+        found.setdefault(table, []).append(tuple(name.strip() for name in names.split(",")))
+    return found
+
+
+def test_the_newest_sql_function_inserts_exactly_the_shared_column_lists():
+    from ledger.sql import sql_text, versions
+
+    inserts = _sql_inserts(sql_text(versions("append")[-1]))
+    expected = {
+        "ledger_entry": columns.ENTRY_COLUMNS, "ledger_posting": columns.POSTING_COLUMNS,
+        "ledger_entry_participant": columns.PARTICIPANT_COLUMNS, "ledger_node": columns.NODE_COLUMNS,
+    }
+    for table, names in expected.items():
+        assert inserts.get(table), f"the function no longer inserts into {table}"
+        assert set(inserts[table]) == {names}, table
+    assert set(inserts) == {*expected, "ledger_head"}  # and the head row, on the first append
+
+
+# Released SQL files are immutable (migrations replay them): a change is a new file plus a
+# migration that loads it. Add a new file's hash here when it is released; never change one.
+RELEASED_SQL = {
+    "append_v1.sql": "6d860ce53505039fd4af5bc35e62343bedabeb117964200b4b5689c0dd1075b3",
+    "append_v2.sql": "d787399c63557526c8024cc53470df53c845a2bf7ad96d4ab6fd6dfaa7a84ce5",
+}
+
+
+def test_released_sql_files_are_never_edited():
+    from ledger.sql import DIRECTORY
+
+    present = {path.name: hashlib.sha256(path.read_bytes()).hexdigest() for path in DIRECTORY.glob("*.sql")}
+    assert present == RELEASED_SQL
+
+
+def test_the_migrations_load_the_sql_files_and_unapplying_0004_restores_version_1():
+    import importlib
+
+    from ledger.sql import sql_text, versions
+
+    assert versions("append") == ["append_v1.sql", "append_v2.sql"]
+    v3 = importlib.import_module("ledger.migrations.0003_append_function")
+    v4 = importlib.import_module("ledger.migrations.0004_append_without_foreign_keys")
+    assert v3.FUNCTION == sql_text("append_v1.sql")
+    assert (v4.FUNCTION, v4.PREVIOUS_FUNCTION) == (sql_text("append_v2.sql"), sql_text("append_v1.sql"))
+
+
+@pytest.mark.postgres
+def test_the_database_runs_the_newest_sql_file():
+    from django.db import connection
+
+    from ledger.sql import sql_text, versions
+
+    body = sql_text(versions("append")[-1]).split("$$")[1]
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT prosrc FROM pg_proc WHERE proname = 'fairshare_ledger_append'")
+        assert [row[0] for row in cursor.fetchall()] == [body]

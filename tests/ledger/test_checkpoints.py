@@ -5,9 +5,10 @@ import stat
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from django.core.exceptions import ImproperlyConfigured, ValidationError
-from django.core.management import call_command
+from django.core.exceptions import ImproperlyConfigured
+from django.core.management import CommandError, call_command
 
+from core.errors import InvalidInput
 from ledger import merkle, signing
 from ledger.models import Checkpoint, LedgerEntry
 from ledger.notes import NoteError, key_hash, note_verify
@@ -53,8 +54,10 @@ def test_one_checkpoint_per_tree_size(consortium, receipt):
 
 
 def test_an_empty_ledger_has_no_checkpoint():
-    with pytest.raises(ValidationError, match="nothing to checkpoint"):
+    with pytest.raises(InvalidInput, match="nothing to checkpoint"):
         checkpoint_create()
+    with pytest.raises(CommandError, match="nothing to checkpoint"):
+        call_command("ledger_checkpoint")
 
 
 def test_the_checkpoint_command_prints_the_note(consortium, receipt, capsys):

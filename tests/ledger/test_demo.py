@@ -4,15 +4,15 @@ import pytest
 from django.core.management import call_command
 
 from consortium.audit import system_principal
-from ledger.demo import ledger_seed_demo
+from ledger.demo import ledger_demo_seed
 from ledger.models import Checkpoint, LedgerEntry
 from ledger.services.verify import ledger_verify
 
 
 @pytest.mark.django_db
 def test_the_demo_seed_records_a_receipt_a_record_and_a_checkpoint_once(consortium, capsys):
-    ledger_seed_demo(consortium=consortium, actor=system_principal())
-    ledger_seed_demo(consortium=consortium, actor=system_principal())
+    ledger_demo_seed(consortium=consortium, actor=system_principal())
+    ledger_demo_seed(consortium=consortium, actor=system_principal())
     entries = list(LedgerEntry.objects.order_by("seq"))
     assert [e.kind for e in entries] == ["transaction", "record"]
     assert entries[0].document["postings"] == [
@@ -29,13 +29,13 @@ def test_the_demo_seed_records_a_receipt_a_record_and_a_checkpoint_once(consorti
 def test_a_committing_test_can_be_flushed_afterwards(consortium):
     # Its teardown flushes every table: TRUNCATE on PostgreSQL, DELETE on SQLite. Both pass
     # only through the flush permit that tests/ledger/conftest.py installs.
-    ledger_seed_demo(consortium=consortium, actor="system:test")
+    ledger_demo_seed(consortium=consortium, actor="system:test")
     assert LedgerEntry.objects.count() == 2
 
 
 @pytest.mark.django_db(transaction=True)
 def test_after_a_flush_the_ledger_starts_again_from_entry_zero(consortium):
-    ledger_seed_demo(consortium=consortium, actor="system:test")
+    ledger_demo_seed(consortium=consortium, actor="system:test")
     assert list(LedgerEntry.objects.values_list("seq", flat=True)) == [0, 1]
     assert ledger_verify().ok
 

@@ -124,3 +124,11 @@ def test_the_offline_canonical_form_matches_rfc8785_on_awkward_text():
     value = {"\U0001f600": 1, "\ufb01": 2, "a": ["\x00\x1f\x7f", "\u2028", '"\\', None, True, -(2**53 - 1)],
              "é": {"z": {}, "": []}}
     assert module.canonical_json(value).encode() == rfc8785.dumps(value)
+
+
+def test_a_chunk_size_below_one_is_refused(db, tmp_path):
+    from core.errors import InvalidInput
+    from ledger.services.export import ledger_export
+
+    with open(tmp_path / "x.jsonl", "wb") as out, pytest.raises(InvalidInput, match="chunk size is at least 1"):
+        ledger_export(out=out, chunk_size=0)

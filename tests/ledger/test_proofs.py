@@ -4,6 +4,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from core.errors import InvalidInput
 from ledger import merkle
 from ledger.models import LedgerEntry
 from ledger.services import ProofUnavailable, consistency_get, inclusion_proof_get, tree_root
@@ -44,14 +45,27 @@ def test_a_proof_is_one_query_reading_a_logarithmic_number_of_rows(leaves):
 
 
 def test_sizes_beyond_the_ledger_are_refused(leaves):
-    with pytest.raises(ProofUnavailable):
-        tree_root(size=38)
-    with pytest.raises(ProofUnavailable):
-        inclusion_proof_get(seq=37, tree_size=38)
-    with pytest.raises(ProofUnavailable):
-        consistency_get(old_size=5, new_size=40)
-    with pytest.raises(ProofUnavailable):
-        consistency_get(old_size=0, new_size=5)
+    for call, field in (
+        (lambda: tree_root(size=38), "size"),
+        (lambda: tree_root(size=-1), "size"),
+        (lambda: inclusion_proof_get(seq=37, tree_size=38), "tree_size"),
+        (lambda: inclusion_proof_get(seq=37, tree_size=37), "seq"),
+        (lambda: consistency_get(old_size=5, new_size=40), "new_size"),
+        (lambda: consistency_get(old_size=0, new_size=5), "old_size"),
+    ):
+        with pytest.raises(ProofUnavailable) as excinfo:
+            call()
+        # Client input, answered 400 by the one exception handler.
+        assert isinstance(excinfo.value, InvalidInput) and excinfo.value.field == field
+
+
+def test_a_missing_stored_node_is_a_corrupt_ledger_not_bad_input(leaves):
+    from ledger.services import LedgerCorrupt
+    from tests.ledger.tampering import tamper
+
+    tamper("DELETE FROM ledger_node WHERE level = 0 AND idx = 36")
+    with pytest.raises(LedgerCorrupt, match="missing Merkle node"):
+        inclusion_proof_get(seq=36, tree_size=37)
 
 
 def test_the_empty_tree_has_the_empty_root():

@@ -9,11 +9,11 @@ import threading
 import uuid
 
 import pytest
-from django.core.exceptions import ValidationError
 from django.db import DatabaseError, IntegrityError, connection, connections, transaction
 from django.db.models import ProtectedError
 
 from consortium.models import Consortium, Participant
+from core.errors import InvalidInput
 from ledger.models import LedgerEntry
 from ledger.services import entry_append
 from tests.factories import ParticipantFactory
@@ -73,8 +73,9 @@ def test_the_referenced_tables_cannot_be_truncated_while_the_ledger_has_entries(
 
 def test_an_append_for_a_consortium_that_is_gone_is_refused(db):
     ghost = Consortium(pk=uuid.uuid4(), slug="ghost", name="Ghost")  # never saved
-    with pytest.raises(ValidationError, match="ghost no longer exists"), transaction.atomic():
+    with pytest.raises(InvalidInput, match="ghost no longer exists") as excinfo, transaction.atomic():
         _payout(ghost, "alpha")
+    assert excinfo.value.field == "consortium"
     assert LedgerEntry.objects.count() == 0
 
 
@@ -82,8 +83,9 @@ def test_an_append_for_a_consortium_that_is_gone_is_refused(db):
 @pytest.mark.django_db(transaction=True)
 def test_after_a_refused_append_the_connection_is_usable_and_no_transaction_is_left_open(consortium, participants):
     assert connection.get_autocommit()  # the one-round-trip path, with its own BEGIN
-    with pytest.raises(ValidationError, match="nobody"):
+    with pytest.raises(InvalidInput, match="nobody") as excinfo:
         _payout(consortium, "nobody")
+    assert excinfo.value.field == "participants"
     assert connection.connection.get_transaction_status() == 0  # idle: the BEGIN was rolled back
     assert _payout(consortium, "alpha").seq == 0  # and the next append works
 

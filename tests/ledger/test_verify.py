@@ -217,3 +217,13 @@ def consortium_id_is_text() -> bool:
     from django.db import connection
 
     return not connection.features.has_native_uuid_field
+
+
+def test_a_chunk_size_below_one_is_refused_not_reported_as_removed_entries(ledger):
+    from core.errors import InvalidInput
+
+    with pytest.raises(InvalidInput) as excinfo:
+        ledger_verify(chunk_size=0)
+    assert excinfo.value.field == "chunk_size"
+    with pytest.raises(CommandError, match="chunk size is at least 1"):
+        call_command("verify_ledger", "--chunk-size", "0")

@@ -7,7 +7,7 @@ import pytest
 
 from consortium.access import Principal
 from tests.factories import ApiKeyFactory
-from valuation.ingest import training_run_create
+from valuation.services import training_run_create
 
 FEATURES = 4
 LOGISTIC_SPEC = [

@@ -1,8 +1,12 @@
-"""Parameter specs per model family (valuation/spec.py, pure)."""
+"""Parameter specs per model family (valuation/spec.py), read from the engine's registry."""
 
+import numpy as np
 import pytest
 
-from valuation.spec import SpecError, class_count, feature_count, parse_training_spec
+from core.errors import InvalidInput
+from valuation.engine import model_family_names, register_model_family, unregister_model_family
+from valuation.serializers import TrainingRunInput
+from valuation.spec import class_count, feature_count, parse_training_spec
 
 
 def spec(*arrays):
@@ -44,5 +48,116 @@ def test_valid_specs_are_accepted_in_canonical_order(family, task, metric, array
     ],
 )
 def test_invalid_specs_say_what_is_wrong(family, task, metric, arrays, message):
-    with pytest.raises(SpecError, match=message.replace("(", r"\(").replace(")", r"\)")):
+    with pytest.raises(InvalidInput, match=message.replace("(", r"\(").replace(")", r"\)")):
         parse_training_spec(model_family=family, task=task, metric=metric, parameter_spec=arrays)
+
+
+@pytest.mark.parametrize(
+    ("family", "task", "metric", "arrays", "message"),
+    [
+        ("forest", "binary", "auc", MLP_BINARY, "model_family must be one of linear, logistic, softmax, mlp; got 'forest'."),
+        ("mlp", "ranking", "auc", MLP_BINARY, "task must be one of regression, binary, multiclass; got 'ranking'."),
+        ("mlp", "binary", "r2", MLP_BINARY,
+         "metric must be one of neg_log_loss, accuracy, auc, f1, neg_rmse; got 'r2'."),
+        ("linear", "binary", "auc", MLP_BINARY, "model_family linear supports task regression, not binary."),
+        ("mlp", "multiclass", "auc", MLP_BINARY,
+         "metric auc does not apply to task multiclass; use one of neg_log_loss, accuracy, f1."),
+        ("mlp", "binary", "auc", spec(("W1", (8, 16)), ("b1", (16,)), ("W2", (16, 2)), ("b2", (2,))),
+         "task binary needs k = 1 output; the spec has k = 2."),
+        ("mlp", "multiclass", "f1", MLP_BINARY, "task multiclass needs k >= 2 classes; the spec has k = 1."),
+        ("softmax", "multiclass", "f1", spec(("coef", (4,)), ("intercept", (3,))),
+         "softmax array 'coef' must have shape (d, k); got [4]."),
+        ("logistic", "binary", "f1", spec(("coef", (4,)), ("bias", ())),
+         "model_family logistic needs exactly the arrays coef, intercept; got coef, bias."),
+    ],
+)
+def test_messages_are_exact_and_errors_concern_the_whole_body(family, task, metric, arrays, message):
+    with pytest.raises(InvalidInput) as raised:
+        parse_training_spec(model_family=family, task=task, metric=metric, parameter_spec=arrays)
+    assert raised.value.message == message
+    assert raised.value.field is None and raised.value.status_code == 400
+
+
+# -- a family registered with the engine is part of the service's vocabulary -----------
+
+
+class NoInterceptLinear:
+    """``X @ coef``: a linear model without intercept (one output, or k for multiclass)."""
+
+    linear_in_weights = True
+
+    def __init__(self, layout, tasks):
+        self.parameter_layout = layout
+        self.tasks = tasks
+
+    def predict(self, params, X):
+        coef = params["coef"]
+        return np.einsum("md,cdk->cmk", X, coef if coef.ndim == 3 else coef[:, :, None])
+
+
+PLUG_INS = {
+    "test-nointercept": NoInterceptLinear({"coef": ("d",)}, ("regression", "binary")),
+    "test-nointercept-k": NoInterceptLinear({"coef": ("d", "k")}, ("multiclass",)),
+}
+
+
+@pytest.fixture
+def plug_ins():
+    """The families of ``PLUG_INS`` registered for one test, removed from the registry after it."""
+    for name, family in PLUG_INS.items():
+        register_model_family(name, family, replace=True)
+    yield PLUG_INS
+    for name in PLUG_INS:
+        if name in model_family_names():
+            unregister_model_family(name)
+
+
+def test_a_registered_family_is_parsed_from_its_layout(plug_ins):
+    parsed = parse_training_spec(model_family="test-nointercept", task="binary", metric="auc",
+                                 parameter_spec=spec(("coef", (6,))))
+    assert [(a.name, a.shape) for a in parsed] == [("coef", (6,))]
+    assert feature_count("test-nointercept", parsed) == 6
+    assert class_count("test-nointercept", "binary", parsed) is None
+
+    parsed = parse_training_spec(model_family="test-nointercept-k", task="multiclass", metric="f1",
+                                 parameter_spec=spec(("coef", (6, 4))))
+    assert feature_count("test-nointercept-k", parsed) == 6
+    assert class_count("test-nointercept-k", "multiclass", parsed) == 4
+
+
+@pytest.mark.parametrize(
+    ("family", "task", "metric", "arrays", "message"),
+    [
+        ("test-nointercept", "regression", "neg_rmse", spec(("coef", (6,)), ("intercept", ())),
+         "model_family test-nointercept needs exactly the arrays coef; got coef, intercept."),
+        ("test-nointercept", "multiclass", "f1", spec(("coef", (6,))),
+         "model_family test-nointercept supports task regression or binary, not multiclass."),
+        ("test-nointercept", "binary", "auc", spec(("coef", (6, 1))),
+         "test-nointercept array 'coef' must have shape (d,); got [6, 1]."),
+        ("test-nointercept-k", "multiclass", "f1", spec(("coef", (6, 1))),
+         "task multiclass needs k >= 2 classes; the spec has k = 1."),
+    ],
+)
+def test_a_registered_family_gets_the_same_checks(plug_ins, family, task, metric, arrays, message):
+    with pytest.raises(InvalidInput) as raised:
+        parse_training_spec(model_family=family, task=task, metric=metric, parameter_spec=arrays)
+    assert raised.value.message == message
+
+
+def test_the_serializer_takes_its_choices_from_the_registry(plug_ins):
+    body = {"name": "run", "model_family": "test-nointercept", "task": "regression", "metric": "neg_rmse",
+            "parameter_spec": spec(("coef", (3,)))}
+    accepted = TrainingRunInput(data=body)
+    assert accepted.is_valid(), accepted.errors
+    unregister_model_family("test-nointercept")
+    refused = TrainingRunInput(data=body)
+    assert not refused.is_valid() and set(refused.errors) == {"model_family"}
+
+
+def test_an_unregistered_family_is_refused_and_the_plug_ins_are_gone():
+    # Runs after the tests above: their fixture must have emptied the registry again.
+    assert [name for name in model_family_names() if name.startswith("test-")] == []
+    with pytest.raises(InvalidInput) as raised:
+        parse_training_spec(model_family="test-nointercept", task="regression", metric="neg_rmse",
+                            parameter_spec=spec(("coef", (3,))))
+    assert raised.value.message == "model_family must be one of linear, logistic, softmax, mlp; got 'test-nointercept'."

@@ -9,8 +9,9 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 
 from config.celery import app as celery_app
 from tests.valuation.conftest import logistic_arrays, npz_bytes
-from valuation.integrity import PayloadCorrupted, payload_verify
 from valuation.models import Payload
+from valuation.services import payload_verify
+from valuation.services.payloads import PayloadCorrupted
 from valuation.tasks import payload_verify_task
 
 

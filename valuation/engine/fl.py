@@ -23,8 +23,8 @@ from typing import Any
 import numpy as np
 
 from .aggregation import CoalitionAggregator
+from .families import check_output_count, get_model_family, parameter_shapes
 from .metrics import check_metric, evaluate_metric, is_smooth_metric, score_derivatives, signed_log_loss, smooth_proxy
-from .models import get_model_family
 
 __all__ = ["FLRoundGame", "MultiRoundGame", "DEFAULT_MEMORY_LIMIT"]
 
@@ -90,7 +90,7 @@ class FLRoundGame:
             raise ValueError("a round needs at least one participant update")
         if len(num_examples) != len(updates):
             raise ValueError(f"{len(updates)} updates but {len(num_examples)} example counts")
-        shapes = self.family.parameter_shapes(n_features=self.X.shape[1], task=task, weights=global_weights)
+        shapes = parameter_shapes(self.family, n_features=self.X.shape[1], task=task, weights=global_weights)
         self.global_weights = _check_parameters(global_weights, shapes, name="global_weights")
         checked_updates = [_check_parameters(u, shapes, name=f"updates[{i}]") for i, u in enumerate(updates)]
         self.num_examples = _finite_array(num_examples, name="num_examples", ndim=1)
@@ -101,6 +101,10 @@ class FLRoundGame:
         if len(self.participants) != self.n_players or len(set(self.participants)) != self.n_players:
             raise ValueError("participants must be unique, one per update")
         self.n_outputs = _n_outputs(self.family, self.global_weights, self.X)
+        try:
+            check_output_count(task, self.n_outputs)
+        except ValueError as exc:
+            raise ValueError(f"model family {family!r} predicts {self.n_outputs} outputs per row: {exc}") from None
         check_metric(metric, task, self.y, self.n_outputs)
         if memory_limit_bytes < 1:
             raise ValueError("memory_limit_bytes must be positive")
@@ -139,10 +143,6 @@ class FLRoundGame:
     def block_bits(self) -> int:
         """Largest ``low_bits`` whose block fits the chunk size."""
         return max(0, min(self.n_players, int(np.log2(self._rows_per_chunk()))))
-
-    def utility_of_mixtures(self, mixtures: np.ndarray) -> np.ndarray:
-        """The metric of the models ``w + Σ p_i Δ_i`` for each row p of ``mixtures``."""
-        return self._map_chunks(mixtures, lambda outputs: evaluate_metric(self.metric, self.task, outputs, self.y))
 
     @property
     def smooth_utility_is_exact(self) -> bool:

@@ -16,11 +16,24 @@ from collections.abc import Callable
 
 import numpy as np
 
-__all__ = ["METRICS", "TASKS", "check_metric", "evaluate_metric", "signed_log_loss", "smooth_proxy", "is_smooth_metric", "score_derivatives"]
+__all__ = [
+    "TASKS",
+    "METRICS",
+    "METRICS_BY_TASK",
+    "check_labels",
+    "check_metric",
+    "evaluate_metric",
+    "signed_log_loss",
+    "smooth_proxy",
+    "is_smooth_metric",
+    "score_derivatives",
+]
 
+# The vocabulary of tasks and metrics (the wire names of DESIGN.md section 4). The service
+# takes it from here; model families are in ``families.py``.
 TASKS = ("regression", "binary", "multiclass")
 METRICS = ("neg_log_loss", "accuracy", "auc", "f1", "neg_rmse")
-_ALLOWED = {
+METRICS_BY_TASK = {
     "regression": ("neg_rmse",),
     "binary": ("neg_log_loss", "accuracy", "auc", "f1"),
     "multiclass": ("neg_log_loss", "accuracy", "f1"),
@@ -29,22 +42,39 @@ _ALLOWED = {
 _EXP_LIMIT = 700.0
 
 
+def check_labels(task: str, y, n_classes: int | None) -> None:
+    """Raise ``ValueError`` unless the labels ``y`` fit ``task``: 0 or 1 for binary, integers
+    from 0 to ``n_classes - 1`` for multiclass, anything for regression (finiteness is the
+    caller's check). The one place the label rules live."""
+    if task not in TASKS:
+        raise ValueError(f"unknown task {task!r}; expected one of {TASKS}")
+    if task == "regression":
+        return
+    try:
+        values = np.asarray(y, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError("labels must be numeric") from None
+    if task == "binary":
+        if not np.all((values == 0) | (values == 1)):
+            raise ValueError("binary labels must be 0 or 1")
+        return
+    if isinstance(n_classes, bool) or not isinstance(n_classes, (int, np.integer)) or n_classes < 2:
+        raise ValueError(f"multiclass labels need a number of classes n_classes >= 2, got {n_classes!r}")
+    if not np.all((values >= 0) & (values < n_classes) & (values == np.round(values))):
+        raise ValueError(f"multiclass labels must be integers from 0 to {n_classes - 1}")
+
+
 def check_metric(metric: str, task: str, y: np.ndarray, n_classes: int) -> None:
     """Raise ``ValueError`` unless ``metric`` is defined for ``task`` and labels ``y``."""
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; expected one of {TASKS}")
     if metric not in METRICS:
         raise ValueError(f"unknown metric {metric!r}; expected one of {METRICS}")
-    if metric not in _ALLOWED[task]:
-        raise ValueError(f"metric {metric!r} is not defined for task {task!r}; use one of {_ALLOWED[task]}")
-    if task == "binary":
-        if not np.all((y == 0) | (y == 1)):
-            raise ValueError("binary labels y must be 0 or 1")
-        if metric == "auc" and (y.min() == y.max()):
-            raise ValueError("auc needs both classes in the validation labels")
-    if task == "multiclass":
-        if not np.all((y >= 0) & (y < n_classes) & (y == np.round(y))):
-            raise ValueError(f"multiclass labels y must be integers in [0, {n_classes})")
+    if metric not in METRICS_BY_TASK[task]:
+        raise ValueError(f"metric {metric!r} is not defined for task {task!r}; use one of {METRICS_BY_TASK[task]}")
+    check_labels(task, y, n_classes)
+    if metric == "auc" and y.min() == y.max():
+        raise ValueError("auc needs both classes in the validation labels")
 
 
 def is_smooth_metric(metric: str) -> bool:

@@ -22,8 +22,9 @@ __all__ = ["BudgetExceeded", "CoalitionOracle", "validate_game"]
 class BudgetExceeded(RuntimeError):
     """Raised when an estimator asks for more distinct coalitions than its budget.
 
-    Estimators plan their batches with :meth:`CoalitionOracle.count_new` so this is a
-    guard against engine bugs, not a control-flow signal.
+    Estimators plan their batches with :meth:`CoalitionOracle.is_known` and
+    :attr:`CoalitionOracle.remaining` so this is a guard against engine bugs, not a
+    control-flow signal.
     """
 
 
@@ -75,10 +76,6 @@ class CoalitionOracle:
 
     def keys(self, masks: np.ndarray) -> list[int]:
         return coalition_keys(masks, bit_positions=self._bit_positions, offset=self._key_offset)
-
-    def count_new(self, keys: list[int]) -> int:
-        known = self._known
-        return len({key for key in keys if key not in known})
 
     def is_known(self, key: int) -> bool:
         return key in self._known

@@ -1,11 +1,11 @@
 """``api_key_create --consortium S --scopes ingest,validation``: prints the key once."""
 
-from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
 from consortium.audit import system_principal
 from consortium.models import Consortium
 from consortium.services import api_key_create
+from core.errors import ServiceError
 
 
 class Command(BaseCommand):
@@ -25,7 +25,7 @@ class Command(BaseCommand):
             _api_key, raw_key = api_key_create(
                 actor=system_principal(), consortium=found, name=name or f"{','.join(scope_list)} key", scopes=scope_list
             )
-        except ValidationError as exc:
+        except ServiceError as exc:
             raise CommandError("; ".join(exc.messages)) from None
         self.stdout.write(raw_key)
         self.stderr.write("Store this key now: it is shown once and never again.")

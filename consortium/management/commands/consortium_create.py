@@ -1,10 +1,10 @@
 """``consortium_create --slug S --name N --participants a,b,c``: scripted set-up."""
 
-from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
 from consortium.audit import system_principal
 from consortium.services import consortium_create
+from core.errors import ServiceError
 
 
 class Command(BaseCommand):
@@ -23,6 +23,6 @@ class Command(BaseCommand):
             consortium = consortium_create(
                 actor=system_principal(), slug=slug, name=name, participants=[(s, s) for s in slugs]
             )
-        except ValidationError as exc:
+        except ServiceError as exc:
             raise CommandError("; ".join(exc.messages)) from None
         self.stdout.write(f"Created consortium {consortium.slug} with {len(slugs)} participant(s).")

@@ -7,6 +7,7 @@ import sys
 
 from django.core.management.base import BaseCommand, CommandError
 
+from core.errors import ServiceError
 from ledger.services.export import ledger_export
 
 
@@ -25,5 +26,7 @@ class Command(BaseCommand):
                     summary = ledger_export(out=handle)
         except OSError as exc:
             raise CommandError(f"cannot write {out}: {exc}") from None
+        except ServiceError as exc:
+            raise CommandError("; ".join(exc.messages)) from None
         checkpoint = f"checkpoint at size {summary.checkpoint_size}" if summary.checkpoint_size else "no checkpoint yet"
         self.stderr.write(f"exported {summary.entries} entries and the {checkpoint} to {out}")

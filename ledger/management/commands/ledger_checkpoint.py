@@ -4,10 +4,10 @@ Keep the printed note somewhere the database administrator cannot reach: it is w
 later proves that history was not rewritten.
 """
 
-from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
 from consortium.audit import audit_record, system_principal
+from core.errors import ServiceError
 from ledger.services import checkpoint_create
 
 
@@ -17,7 +17,7 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         try:
             checkpoint = checkpoint_create()
-        except ValidationError as exc:
+        except ServiceError as exc:
             raise CommandError("; ".join(exc.messages)) from None
         audit_record(actor=system_principal(), action="ledger.checkpoint_requested", consortium=None,
                      target=checkpoint, data={"tree_size": checkpoint.tree_size})

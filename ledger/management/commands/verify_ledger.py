@@ -9,6 +9,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
+from core.errors import ServiceError
 from ledger.services.verify import ledger_verify
 
 
@@ -29,7 +30,10 @@ class Command(BaseCommand):
                 held.append((name, Path(name).read_text(encoding="utf-8")))
             except OSError as exc:
                 raise CommandError(f"cannot read {name}: {exc}") from None
-        report = ledger_verify(held_notes=held, chunk_size=chunk_size)
+        try:
+            report = ledger_verify(held_notes=held, chunk_size=chunk_size)
+        except ServiceError as exc:
+            raise CommandError("; ".join(exc.messages)) from None
         if not report.ok:
             raise CommandError(f"ledger verification FAILED: {report.problem}", returncode=1)
         self.stdout.write(

@@ -8,7 +8,10 @@ from itertools import permutations
 import numpy as np
 import pytest
 
+from valuation.engine import model_family_names, register_model_family, unregister_model_family
 from valuation.engine.simulate import simulate_consortium, simulate_training_run
+
+BUILT_IN_FAMILIES = ("linear", "logistic", "softmax", "mlp")
 
 
 def brute_force_shapley(game) -> np.ndarray:
@@ -46,6 +49,24 @@ class TableGame:
         self.rows += coalitions.shape[0]
         keys = np.asarray(coalitions, dtype=np.int64) @ (1 << np.arange(self.n_players))
         return self.table[keys]
+
+
+@pytest.fixture
+def register_family():
+    """``register(name, family)`` for one test; the families are unregistered afterwards,
+    since the service reads the registry (a leftover would show up in its API)."""
+    registered = []
+
+    def register(name, family):
+        assert name not in BUILT_IN_FAMILIES
+        register_model_family(name, family, replace=True)
+        registered.append(name)
+        return name
+
+    yield register
+    for name in registered:
+        if name in model_family_names():
+            unregister_model_family(name)
 
 
 @pytest.fixture(scope="session")

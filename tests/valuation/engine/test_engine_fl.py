@@ -3,8 +3,14 @@
 import numpy as np
 import pytest
 
-from valuation.engine import FLRoundGame, InMemoryCoalitionCache, MultiRoundGame, estimate, register_model_family
-from valuation.engine.models import MODEL_FAMILIES
+from valuation.engine import (
+    FLRoundGame,
+    InMemoryCoalitionCache,
+    MultiRoundGame,
+    estimate,
+    get_model_family,
+    register_model_family,
+)
 
 
 def _logistic_round(seed=0, n=5, m=400, d=6, metric="neg_log_loss", **kwargs):
@@ -38,16 +44,16 @@ def test_empty_coalition_utility_is_metric_of_global_weights():
     assert game.utility(np.zeros((1, 5), dtype=bool))[0] == pytest.approx(_naive_log_loss(weights["coef"], weights["intercept"], X, y), abs=1e-12)
 
 
-def test_output_space_aggregation_equals_parameter_space_aggregation():
+def test_output_space_aggregation_equals_parameter_space_aggregation(register_family):
     game, weights, updates, counts, X, y = _logistic_round(metric="accuracy")
 
     class ParameterSpaceLogistic:  # the same model, but the engine may not exploit linearity
         linear_in_weights = False
         tasks = ("binary",)
-        parameter_shapes = MODEL_FAMILIES["logistic"].parameter_shapes
-        predict = MODEL_FAMILIES["logistic"].predict
+        parameter_layout = get_model_family("logistic").parameter_layout
+        predict = get_model_family("logistic").predict
 
-    register_model_family("test-parameter-space-logistic", ParameterSpaceLogistic(), replace=True)
+    register_family("test-parameter-space-logistic", ParameterSpaceLogistic())
     other = FLRoundGame(family="test-parameter-space-logistic", task="binary", metric="accuracy", global_weights=weights,
                         updates=updates, num_examples=counts, X=X, y=y)
     coalitions = np.random.default_rng(1).random((64, 5)) < 0.5
@@ -108,26 +114,24 @@ def test_mlp_round_matches_naive_forward_pass():
     assert game.utility(coalition)[0] == pytest.approx(-np.sqrt(np.mean((prediction - y) ** 2)), abs=1e-12)
 
 
-def test_registered_evaluator_plugs_in_another_model_family():
-    class Constant:
+def test_registered_evaluator_plugs_in_another_model_family(register_family):
+    class NoIntercept:  # X @ coef, aggregated in parameter space
         linear_in_weights = False
         tasks = ("regression",)
-
-        def parameter_shapes(self, *, n_features, task, weights):
-            return {"level": ()}
+        parameter_layout = {"coef": ("d",)}
 
         def predict(self, params, X):
-            return np.broadcast_to(params["level"][:, None, None], (params["level"].shape[0], X.shape[0], 1)).copy()
+            return (params["coef"] @ X.T)[:, :, None]
 
-    register_model_family("test-constant", Constant(), replace=True)
-    game = FLRoundGame(family="test-constant", task="regression", metric="neg_rmse", global_weights={"level": 0.0},
-                       updates=[{"level": 1.0}, {"level": 3.0}], num_examples=[1, 1], X=np.zeros((4, 2)), y=np.full(4, 2.0))
+    register_family("test-no-intercept", NoIntercept())
+    game = FLRoundGame(family="test-no-intercept", task="regression", metric="neg_rmse", global_weights={"coef": [0.0]},
+                       updates=[{"coef": [1.0]}, {"coef": [3.0]}], num_examples=[1, 1], X=np.ones((4, 1)), y=np.full(4, 2.0))
     np.testing.assert_allclose(game.utility(np.array([[1, 1], [1, 0], [0, 0]], dtype=bool)), [0.0, -1.0, -2.0])
 
 
 def test_registering_a_family_twice_needs_replace():
     with pytest.raises(ValueError, match="already registered"):
-        register_model_family("logistic", MODEL_FAMILIES["logistic"])
+        register_model_family("logistic", get_model_family("logistic"))
 
 
 @pytest.mark.parametrize(

@@ -1,2 +1,2 @@
 """Shapley-value estimators. Each takes an ``EstimatorContext`` and returns a
-``RawEstimate``; ``valuation.engine.api.estimate`` is the public way to call them."""
+``RawEstimate``; ``valuation.engine.estimate`` is the public way to call them."""

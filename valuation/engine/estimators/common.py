@@ -28,7 +28,6 @@ class EstimatorContext:
     u_empty: float
     u_grand: float
     target_stderr: float | None = None
-    options: dict[str, Any] = field(default_factory=dict)
 
     @property
     def n(self) -> int:

@@ -38,17 +38,12 @@ _ENUMERATE_LIMIT = 200_000
 class PairedStratifiedDesign:
     """A growing sample of complement pairs, stratified by coalition size."""
 
-    def __init__(self, n: int, rng: np.random.Generator, *, allocation: str = "sqrt") -> None:
+    def __init__(self, n: int, rng: np.random.Generator) -> None:
         self.n = n
         self.rng = rng
         self.pair_sizes = list(range(1, n // 2 + 1))  # size k is paired with size n-k
         self.capacity = {k: comb(n, k) // 2 if 2 * k == n else comb(n, k) for k in self.pair_sizes}
-        if allocation == "sqrt":
-            self.weight = {k: 1.0 / sqrt(k * (n - k)) for k in self.pair_sizes}
-        elif allocation == "kernel":
-            self.weight = {k: 1.0 / (k * (n - k)) for k in self.pair_sizes}
-        else:
-            raise ValueError(f"unknown allocation {allocation!r}")
+        self.weight = {k: 1.0 / sqrt(k * (n - k)) for k in self.pair_sizes}
         self.taken = {k: 0 for k in self.pair_sizes}
         self.masks: dict[int, list[np.ndarray]] = {}
         self.values: dict[int, list[np.ndarray]] = {}
@@ -186,8 +181,6 @@ def greg_shapley(
     values: dict[int, np.ndarray],
     u_empty: float,
     u_grand: float,
-    *,
-    working_model: bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Shapley estimate and standard errors from a size-stratified sample (see module doc).
 
@@ -197,7 +190,7 @@ def greg_shapley(
     total = u_grand - u_empty
     sizes = [s for s in range(1, n) if s in masks and masks[s].shape[0] > 0]
     beta = np.zeros(n)
-    if working_model and sizes:
+    if sizes:
         beta = _kernel_regression(n, masks, values, sizes, u_empty, total)
     estimate = beta + (total - beta.sum()) / n
     if not sizes:
@@ -257,11 +250,11 @@ def _kernel_regression(n, masks, values, sizes, u_empty, total) -> np.ndarray:
     return solution[:n]
 
 
-def stratified(context: EstimatorContext, *, allocation: str = "sqrt") -> RawEstimate:
+def stratified(context: EstimatorContext) -> RawEstimate:
     """Black-box games: the design at its default allocation (the measured residual
     spreads of threshold games are too noisy to re-aim it: tried, it lost accuracy on
     the voting game), then the GREG estimate."""
-    design = run_design(context, allocation=allocation, adaptive=False)
+    design = run_design(context, adaptive=False)
     masks, values = design.samples()
     estimate, stderr = greg_shapley(context.n, masks, values, context.u_empty, context.u_grand)
     return RawEstimate(values=estimate, stderr=stderr, info={"pairs": design.pairs_taken, "complete": design.complete})
@@ -287,7 +280,7 @@ _PILOT_SHARE = 0.4
 
 
 def run_design(
-    context: EstimatorContext, *, allocation: str = "sqrt", estimate_of=None, spread_of=None, adaptive: bool = True
+    context: EstimatorContext, *, estimate_of=None, spread_of=None, adaptive: bool = True
 ) -> PairedStratifiedDesign:
     """Grow the design to the budget in two phases, or in stages until ``target_stderr``.
 
@@ -298,7 +291,7 @@ def run_design(
     estimator) judge precision and spread on its own residual.
     """
     n, oracle = context.n, context.oracle
-    design = PairedStratifiedDesign(n, context.rng, allocation=allocation)
+    design = PairedStratifiedDesign(n, context.rng)
 
     def affordable() -> int:
         return design.pairs_taken + int(min(oracle.remaining, 2 * sum(design.capacity.values())) // 2)

@@ -1,12 +1,11 @@
 """``/healthz``: 200 when the database and the broker answer, 503 naming what does not."""
 
+from celery import current_app
 from django.conf import settings
 from django.db import connection
 from django.http import JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
-
-from config.celery import app as celery_app
 
 
 def _database_ok() -> str | None:
@@ -23,7 +22,7 @@ def _broker_ok() -> str | None:
     if settings.CELERY_TASK_ALWAYS_EAGER:
         return None  # tasks run in-process; there is no broker to reach
     try:
-        with celery_app.connection_for_write(settings.CELERY_BROKER_URL) as conn:
+        with current_app.connection_for_write(settings.CELERY_BROKER_URL) as conn:
             conn.ensure_connection(max_retries=1, timeout=2)
     except Exception as exc:
         return f"{type(exc).__name__}: {exc}".strip()

@@ -1,84 +1,34 @@
-"""Ingestion services: training runs, global weights, participant updates, validation sets.
+"""Uploads of a training run: global weights, participant updates, validation sets.
 
 Every function is one user action: it checks the upload completely before writing
 anything, then writes the payload, the row and the audit event in one transaction.
 Uploads are idempotent on content: the same bytes again return the stored row
-(``created=False``); different bytes for a slot already filled raise
-:class:`UploadConflict`.
+(``created=False``); different bytes for a slot already filled raise ``Conflict``.
 """
 
 from __future__ import annotations
 
 import hashlib
 
-import numpy as np
 from django.conf import settings
-from django.core.files.base import ContentFile
-from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
 from django.db.models import Max
 
 from consortium.access import Principal
 from consortium.audit import audit_record
-from consortium.models import Consortium, Participant
+from consortium.models import Participant
+from core.errors import Conflict, InvalidInput, inputs_of
+from valuation.engine import check_labels
 from valuation.models import GlobalWeights, ParticipantUpdate, Payload, TrainingRun, ValidationSet
 from valuation.npz import check_headers_against_spec, npz_inspect, npz_read
-from valuation.spec import ArraySpec, SpecError, class_count, feature_count, parse_training_spec
-
-
-class UploadConflict(Exception):
-    """The slot already holds a different upload; uploads are never replaced."""
-
-
-class TrainingRunExists(Exception):
-    pass
+from valuation.services.payloads import payload_store
+from valuation.spec import ArraySpec, class_count, feature_count
 
 
 def run_arrays(training_run: TrainingRun) -> list[ArraySpec]:
     return [
         ArraySpec(name=a["name"], shape=tuple(a["shape"]), dtype=a["dtype"]) for a in training_run.parameter_spec
     ]
-
-
-def _actor_key(actor: Principal):
-    return actor.api_key
-
-
-def _actor_user(actor: Principal):
-    return actor.user if getattr(actor.user, "pk", None) else None
-
-
-@transaction.atomic
-def training_run_create(
-    *, actor: Principal, consortium: Consortium, name: str, model_family: str, task: str, metric: str, parameter_spec
-) -> TrainingRun:
-    arrays = parse_training_spec(model_family=model_family, task=task, metric=metric, parameter_spec=parameter_spec)
-    if TrainingRun.objects.filter(consortium=consortium, name=name).exists():
-        raise TrainingRunExists(f"A training run named {name!r} already exists in {consortium.slug}.")
-    run = TrainingRun.objects.create(
-        consortium=consortium,
-        name=name,
-        model_family=model_family,
-        task=task,
-        metric=metric,
-        parameter_spec=[array.as_json() for array in arrays],
-        created_by_key=_actor_key(actor),
-    )
-    audit_record(actor=actor, action="training_run.created", consortium=consortium, target=run,
-                 data={"name": name, "model_family": model_family, "task": task, "metric": metric})
-    return run
-
-
-def payload_store(data: bytes, *, sha256: str) -> Payload:
-    """The stored payload for these bytes, writing them to storage only the first time."""
-    existing = Payload.objects.filter(pk=sha256).first()
-    if existing is not None:
-        return existing
-    name = f"payloads/{sha256[:2]}/{sha256}.npz"
-    if not default_storage.exists(name):
-        name = default_storage.save(name, ContentFile(data))
-    payload, _ = Payload.objects.get_or_create(sha256=sha256, defaults={"size": len(data), "storage_name": name})
-    return payload
 
 
 def _enqueue_verification(payload: Payload) -> None:
@@ -88,18 +38,30 @@ def _enqueue_verification(payload: Payload) -> None:
 
 
 def _check_parameter_arrays(training_run: TrainingRun, data: bytes) -> None:
-    headers = npz_inspect(data, max_bytes=settings.UPLOAD_MAX_BYTES)
-    check_headers_against_spec(headers, run_arrays(training_run))
-    npz_read(data)
+    with inputs_of("file"):
+        headers = npz_inspect(data, max_bytes=settings.UPLOAD_MAX_BYTES)
+        check_headers_against_spec(headers, run_arrays(training_run))
+        npz_read(data)
+
+
+def _same_or_conflict(existing, sha256: str, what: str, *, num_examples: int | None = None):
+    same_examples = num_examples is None or existing.num_examples == num_examples
+    if existing.payload_id == sha256 and same_examples:
+        return existing, False
+    differs = "file" if existing.payload_id != sha256 else f"num_examples ({existing.num_examples})"
+    raise Conflict(
+        f"{what} (sha256 {existing.payload_id}); this request has a different {differs}. Uploads are never replaced."
+    )
 
 
 def global_weights_upload(
     *, actor: Principal, training_run: TrainingRun, round: int, data: bytes
 ) -> tuple[GlobalWeights, bool]:
     sha256 = hashlib.sha256(data).hexdigest()
+    what = f"round {round} already has global weights"
     existing = GlobalWeights.objects.select_related("payload").filter(training_run=training_run, round=round).first()
     if existing is not None:
-        return _same_or_conflict(existing, sha256, f"round {round} already has global weights")
+        return _same_or_conflict(existing, sha256, what)
     _check_parameter_arrays(training_run, data)
     try:
         with transaction.atomic():
@@ -111,27 +73,18 @@ def global_weights_upload(
     except IntegrityError:
         # A concurrent upload filled the slot first: answer as if it had come before us.
         existing = GlobalWeights.objects.select_related("payload").get(training_run=training_run, round=round)
-        return _same_or_conflict(existing, sha256, f"round {round} already has global weights")
+        return _same_or_conflict(existing, sha256, what)
     return weights, True
-
-
-def _same_or_conflict(existing, sha256: str, what: str, *, num_examples: int | None = None):
-    same_examples = num_examples is None or existing.num_examples == num_examples
-    if existing.payload_id == sha256 and same_examples:
-        return existing, False
-    differs = "file" if existing.payload_id != sha256 else f"num_examples ({existing.num_examples})"
-    raise UploadConflict(
-        f"{what} (sha256 {existing.payload_id}); this request has a different {differs}. Uploads are never replaced."
-    )
 
 
 def update_upload(
     *, actor: Principal, training_run: TrainingRun, round: int, participant: Participant, data: bytes, num_examples: int
 ) -> tuple[ParticipantUpdate, bool]:
     if participant.consortium_id != training_run.consortium_id:
-        raise SpecError(f"participant {participant.slug!r} does not belong to this training run's consortium.")
+        raise InvalidInput(f"participant {participant.slug!r} does not belong to this training run's consortium.",
+                           field="participant")
     if not isinstance(num_examples, int) or isinstance(num_examples, bool) or num_examples < 1:
-        raise SpecError("num_examples must be a positive integer.")
+        raise InvalidInput("num_examples must be a positive integer.", field="num_examples")
     sha256 = hashlib.sha256(data).hexdigest()
     what = f"round {round} already has an update from participant {participant.slug}"
     slot = {"training_run": training_run, "round": round, "participant": participant}
@@ -156,37 +109,35 @@ def update_upload(
 def _check_validation_arrays(training_run: TrainingRun, data: bytes) -> tuple[int, int]:
     headers = npz_inspect(data, max_bytes=settings.UPLOAD_MAX_BYTES)
     if set(headers) != {"X", "y"}:
-        raise SpecError(f"a validation set holds exactly the arrays X and y; got {', '.join(headers) or 'none'}.")
+        raise InvalidInput(f"a validation set holds exactly the arrays X and y; got {', '.join(headers) or 'none'}.")
     x, y = headers["X"], headers["y"]
     arrays = run_arrays(training_run)
     d = feature_count(training_run.model_family, arrays)
     if len(x.shape) != 2 or x.shape[1] != d:
-        raise SpecError(f"array 'X': expected shape [m, {d}] (the spec has {d} features), received {list(x.shape)}.")
+        raise InvalidInput(f"array 'X': expected shape [m, {d}] (the spec has {d} features), received {list(x.shape)}.")
     if x.shape[0] < 1:
-        raise SpecError("array 'X' has no rows.")
+        raise InvalidInput("array 'X' has no rows.")
     if x.dtype.kind != "f":
-        raise SpecError(f"array 'X': expected a float dtype, received {x.dtype.name}.")
+        raise InvalidInput(f"array 'X': expected a float dtype, received {x.dtype.name}.")
     if y.shape != (x.shape[0],):
-        raise SpecError(f"array 'y': expected shape [{x.shape[0]}] (one label per row of X), received {list(y.shape)}.")
+        raise InvalidInput(
+            f"array 'y': expected shape [{x.shape[0]}] (one label per row of X), received {list(y.shape)}."
+        )
     if y.dtype.kind not in "fiub":
-        raise SpecError(f"array 'y': expected numeric labels, received dtype {y.dtype.name}.")
-    labels = npz_read(data)["y"]
-    _check_labels(training_run, labels, class_count(training_run.model_family, training_run.task, arrays))
+        raise InvalidInput(f"array 'y': expected numeric labels, received dtype {y.dtype.name}.")
+    classes = class_count(training_run.model_family, training_run.task, arrays)
+    try:
+        check_labels(training_run.task, npz_read(data)["y"], classes)
+    except ValueError as exc:  # the engine's label rules, the same ones valuation applies
+        raise InvalidInput(f"array 'y': {exc}.") from None
     return x.shape[0], d
-
-
-def _check_labels(training_run: TrainingRun, y: np.ndarray, classes: int | None) -> None:
-    if training_run.task == "binary" and not np.isin(y, (0, 1)).all():
-        raise SpecError("array 'y': binary labels must be 0 or 1.")
-    if training_run.task == "multiclass":
-        if not (np.equal(np.mod(y, 1), 0).all() and (y >= 0).all() and (y < classes).all()):
-            raise SpecError(f"array 'y': multiclass labels must be integers from 0 to {classes - 1}.")
 
 
 def validation_set_upload(*, actor: Principal, training_run: TrainingRun, data: bytes) -> tuple[ValidationSet, bool]:
     """A new active version, or the active one unchanged when the same file is sent again."""
     sha256 = hashlib.sha256(data).hexdigest()
-    rows, features = _check_validation_arrays(training_run, data)
+    with inputs_of("file"):
+        rows, features = _check_validation_arrays(training_run, data)
     with transaction.atomic():
         # Serialises versioning per run: two uploads cannot both become version n + 1.
         TrainingRun.objects.select_for_update().filter(pk=training_run.pk).get()
@@ -198,7 +149,7 @@ def validation_set_upload(*, actor: Principal, training_run: TrainingRun, data: 
         training_run.validation_sets.filter(is_active=True).update(is_active=False)
         validation_set = ValidationSet.objects.create(
             training_run=training_run, version=latest + 1, payload=payload, rows=rows, features=features,
-            created_by=_actor_user(actor), created_by_key=_actor_key(actor),
+            created_by=actor.stored_user, created_by_key=actor.api_key,
         )
         audit_record(actor=actor, action="validation_set.accepted", consortium=training_run.consortium,
                      target=validation_set, data={"training_run": str(training_run.pk), "version": latest + 1,

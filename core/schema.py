@@ -1,4 +1,4 @@
-"""OpenAPI description of the ``Api-Key`` authentication scheme (loaded by the app config)."""
+"""OpenAPI schema hooks: the ``Api-Key`` authentication scheme (registered by ``CoreConfig.ready``)."""
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 

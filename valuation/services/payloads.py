@@ -1,4 +1,8 @@
-"""Integrity check of stored payloads: the bytes in storage still hash to their name."""
+"""Stored payloads: content-addressed writes, and the integrity check of what is stored.
+
+Payload bytes live in Django's storage under ``payloads/<aa>/<sha256>.npz``; identical
+bytes are stored once. The check re-hashes them later, in a task.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ import io
 import logging
 
 import numpy as np
+from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.utils import timezone
 
@@ -15,8 +20,20 @@ from valuation.models import Payload
 logger = logging.getLogger(__name__)
 
 
-class PayloadCorrupted(Exception):
-    pass
+class PayloadCorrupted(RuntimeError):
+    """Stored bytes no longer hash to their name: a storage fault for operators, not a client error."""
+
+
+def payload_store(data: bytes, *, sha256: str) -> Payload:
+    """The stored payload for these bytes, writing them to storage only the first time."""
+    existing = Payload.objects.filter(pk=sha256).first()
+    if existing is not None:
+        return existing
+    name = f"payloads/{sha256[:2]}/{sha256}.npz"
+    if not default_storage.exists(name):
+        name = default_storage.save(name, ContentFile(data))
+    payload, _ = Payload.objects.get_or_create(sha256=sha256, defaults={"size": len(data), "storage_name": name})
+    return payload
 
 
 def payload_verify(*, sha256: str) -> Payload:

@@ -1,0 +1,19 @@
+"""Valuation services: every write of the valuation app, one user action per function.
+
+``training_run_create`` (training_runs.py); ``global_weights_upload``, ``update_upload``,
+``validation_set_upload`` (uploads.py); ``payload_store`` and ``payload_verify``
+(payloads.py). Refusals are ``core.errors`` service errors.
+"""
+
+from valuation.services.payloads import payload_store, payload_verify
+from valuation.services.training_runs import training_run_create
+from valuation.services.uploads import global_weights_upload, update_upload, validation_set_upload
+
+__all__ = [
+    "global_weights_upload",
+    "payload_store",
+    "payload_verify",
+    "training_run_create",
+    "update_upload",
+    "validation_set_upload",
+]
