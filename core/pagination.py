@@ -4,8 +4,9 @@ Lists use limit/offset by default; append-only lists that grow while they are re
 ledger) use cursors ordered on an immutable key.
 """
 
-from rest_framework.exceptions import ValidationError
 from rest_framework.pagination import CursorPagination, LimitOffsetPagination
+
+from core.errors import InvalidInput
 
 MAX_OFFSET = 2**31 - 1
 
@@ -17,7 +18,7 @@ class BoundedLimitOffsetPagination(LimitOffsetPagination):
     def get_offset(self, request) -> int:
         offset = super().get_offset(request)
         if offset > MAX_OFFSET:
-            raise ValidationError({self.offset_query_param: [f"offset must be at most {MAX_OFFSET}."]})
+            raise InvalidInput(f"offset must be at most {MAX_OFFSET}.", field=self.offset_query_param)
         return offset
 
 
@@ -36,11 +37,11 @@ class StrictCursorPagination(CursorPagination):
         if raw is None:
             return self.page_size
         if not raw.isdigit() or not 1 <= int(raw) <= self.max_page_size:
-            raise ValidationError({"page_size": f"An integer from 1 to {self.max_page_size}."})
+            raise InvalidInput(f"An integer from 1 to {self.max_page_size}.", field="page_size")
         return int(raw)
 
     def decode_cursor(self, request):
         try:
             return super().decode_cursor(request)
         except Exception:  # DRF answers 404 for a bad cursor; it is a bad parameter.
-            raise ValidationError({"cursor": "Invalid cursor; use the next/previous links as given."}) from None
+            raise InvalidInput("Invalid cursor; use the next/previous links as given.", field="cursor") from None
