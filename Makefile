@@ -3,6 +3,9 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
+# DEBUG is off unless set (config/settings.py); the demo and the tests run with the
+# development defaults. Production sets DEBUG=0 with real secrets instead.
+export DEBUG ?= 1
 
 .PHONY: demo test venv migrate
 

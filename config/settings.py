@@ -1,8 +1,10 @@
 """Fairshare settings: one module, every knob an environment variable with a safe default.
 
-With no environment at all the project runs on an SQLite file in the project folder and
-Celery tasks run in-process, so a newcomer needs no services. Production sets
-``DEBUG=0``, a real ``SECRET_KEY``, ``DATABASE_URL`` and ``CELERY_BROKER_URL``.
+Without ``DATABASE_URL`` and ``CELERY_BROKER_URL`` the project runs on an SQLite file in the
+project folder and Celery tasks run in-process, so a newcomer needs no services. ``DEBUG``
+is off unless set: a server started with nothing configured refuses to run with the
+development secrets. ``make demo`` and ``make test`` set ``DEBUG=1``; production sets a real
+``SECRET_KEY`` and ``LEDGER_SIGNING_KEY``, ``DATABASE_URL`` and ``CELERY_BROKER_URL``.
 """
 
 import os
@@ -50,7 +52,7 @@ def env_list(name: str, default: list[str]) -> list[str]:
     return [item.strip() for item in raw.split(",") if item.strip()]
 
 
-DEBUG = env_bool("DEBUG", True)
+DEBUG = env_bool("DEBUG", False)
 SECRET_KEY = env_str("SECRET_KEY", INSECURE_DEFAULT_SECRET_KEY)
 if not DEBUG and SECRET_KEY == INSECURE_DEFAULT_SECRET_KEY:
     raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off")
@@ -69,6 +71,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "axes",
+    "csp",
     # Ours, bottom layer first: core <- consortium <- ledger <- valuation, incentives <- demo.
     "core",
     "consortium",
@@ -88,6 +91,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
     # Last, as django-axes asks: it inspects the outcome of authentication.
     "axes.middleware.AxesMiddleware",
 ]
@@ -116,6 +120,15 @@ DATABASES = {
         conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 0),
     )
 }
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Concurrent writers on the embedded default: each transaction takes SQLite's write lock
+    # when it begins (IMMEDIATE), so it waits for the lock (up to the busy timeout) instead of
+    # failing with "database is locked" when it first writes; WAL lets reads go on meanwhile.
+    DATABASES["default"]["OPTIONS"] = {
+        "transaction_mode": "IMMEDIATE",
+        "timeout": env_int("SQLITE_BUSY_TIMEOUT", 30),
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTHENTICATION_BACKENDS = [
@@ -132,6 +145,24 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "dashboard"
 LOGOUT_REDIRECT_URL = "login"
 
+# Content-Security-Policy on every response: scripts, styles and everything else only from
+# this origin, no inline code, no framing. The API docs page alone allows inline styles
+# (Swagger UI sets style attributes; config/urls.py). django-csp writes the header.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
+
 # Login throttling: lock a username + address pair after repeated failures.
 AXES_FAILURE_LIMIT = env_int("AXES_FAILURE_LIMIT", 5)
 AXES_COOLOFF_TIME = env_int("AXES_COOLOFF_MINUTES", 15) / 60  # hours
@@ -139,6 +170,11 @@ AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 AXES_VERBOSE = False
+# Behind a reverse proxy every request comes from the proxy's address: name how many proxies
+# you run and the client is read from X-Forwarded-For (core.http.client_ip), so one client's
+# failures lock out that client, not everyone behind the proxy.
+TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
+AXES_CLIENT_IP_CALLABLE = "core.http.client_ip"
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
@@ -184,6 +220,21 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 
+# Rate limits (core/throttling.py): per API key, per signed-in user, per anonymous address;
+# "N/second|minute|hour|day", or empty for none. Counters live in the cache (CACHE_URL).
+API_THROTTLE_RATES = {
+    "api_key": env_str("API_THROTTLE_KEY_RATE", "1200/minute") or None,
+    "user": env_str("API_THROTTLE_USER_RATE", "600/minute") or None,
+    "anonymous": env_str("API_THROTTLE_ANON_RATE", "60/minute") or None,
+}
+# One cache for the whole deployment (throttle counters): redis:// in production, where web
+# processes run side by side; in-process memory otherwise.
+CACHE_URL = env_str("CACHE_URL", "")
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL}
+    if CACHE_URL else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+}
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "consortium.authentication.ApiKeyAuthentication",
@@ -192,9 +243,15 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": "core.pagination.BoundedLimitOffsetPagination",
+    "DEFAULT_THROTTLE_CLASSES": ["core.throttling.CallerRateThrottle"],
     "PAGE_SIZE": 100,
     "EXCEPTION_HANDLER": "core.api_errors.exception_handler",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": [
+        "core.parsers.JSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }
 # Where core.idempotency keeps Idempotency-Key answers (per consortium, so tenancy owns the table).

@@ -1,14 +1,19 @@
 """Top-level URL map: pages, the admin, the REST API under /api/v1/, and /healthz."""
 
+from csp.constants import UNSAFE_INLINE
+from csp.decorators import csp_update
 from django.contrib import admin
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from core.health import healthz
 
 api_v1 = [
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
-    path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    # The split view serves its start-up script from this URL (?script), so no inline script
+    # is needed; Swagger UI's own style attributes need inline styles on this page only.
+    path("docs/", csp_update({"style-src": [UNSAFE_INLINE]})(SpectacularSwaggerSplitView.as_view(url_name="api-schema")),
+         name="api-docs"),
     path("", include("consortium.api_urls")),
     path("", include("valuation.api_urls")),
     path("", include("ledger.api_urls")),
@@ -21,3 +26,9 @@ urlpatterns = [
     path("", include("consortium.urls")),
     path("", include("valuation.urls")),
 ]
+
+# Under /api/ these answer with the documented JSON error body; pages keep Django's templates.
+handler400 = "core.views.bad_request"
+handler403 = "core.views.permission_denied"
+handler404 = "core.views.page_not_found"
+handler500 = "core.views.server_error"

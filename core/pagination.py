@@ -42,6 +42,23 @@ class StrictCursorPagination(CursorPagination):
 
     def decode_cursor(self, request):
         try:
-            return super().decode_cursor(request)
+            cursor = super().decode_cursor(request)
         except Exception:  # DRF answers 404 for a bad cursor; it is a bad parameter.
             raise InvalidInput("Invalid cursor; use the next/previous links as given.", field="cursor") from None
+        if cursor is not None and cursor.position is not None and not self.position_is_valid(cursor.position):
+            # Well-formed base64 around a position that could not have come from a link we gave.
+            raise InvalidInput("Invalid cursor; use the next/previous links as given.", field="cursor")
+        return cursor
+
+    def position_is_valid(self, position: str) -> bool:
+        return True
+
+
+class IntegerCursorPagination(StrictCursorPagination):
+    """Cursors over an integer column: a position must be an integer the column can hold."""
+
+    max_position = 2**63 - 1
+
+    def position_is_valid(self, position: str) -> bool:
+        digits = position.removeprefix("-")
+        return digits.isascii() and digits.isdigit() and abs(int(position)) <= self.max_position

@@ -14,9 +14,10 @@ from rest_framework.views import APIView
 
 from consortium.access import principal_for
 from core.errors import InvalidInput, NotFound
-from core.pagination import StrictCursorPagination
+from core.pagination import IntegerCursorPagination
 from ledger import selectors, signing
 from ledger.access import ledger_entry_get, ledger_participant_get, ledger_reader_require, ledger_scope_get
+from ledger.models import MAX_LEDGER_SIZE
 from ledger.serializers import (
     BalanceInput,
     BalancesOutput,
@@ -32,12 +33,14 @@ from ledger.serializers import (
 from ledger.services import ProofUnavailable, consistency_get, inclusion_proof_get, ledger_size
 
 
-class EntryPagination(StrictCursorPagination):
+class EntryPagination(IntegerCursorPagination):
     ordering = "seq"
+    max_position = MAX_LEDGER_SIZE
 
 
-class CheckpointPagination(StrictCursorPagination):
+class CheckpointPagination(IntegerCursorPagination):
     ordering = "-tree_size"
+    max_position = MAX_LEDGER_SIZE
 
 
 def _query(serializer_class, request) -> dict:

@@ -24,6 +24,10 @@ from ledger import canonical
 from ledger.currencies import from_minor
 from ledger.notes import checkpoint_note
 
+# Sequence numbers and tree sizes are 64-bit columns: a larger number from a URL or a query
+# parameter is refused (or found nowhere) before it can overflow in the database.
+MAX_LEDGER_SIZE = 2**63 - 1
+
 
 class AppendOnlyError(Exception):
     """Raised on any attempt to change or remove a ledger row: corrections are new entries."""

@@ -10,7 +10,7 @@ from django.db.models import Count, Exists, OuterRef, QuerySet, Sum
 from consortium.models import Consortium, Participant
 from ledger.accounts import participant_accounts
 from ledger.currencies import amount_text
-from ledger.models import Checkpoint, LedgerEntry, LedgerEntryParticipant, Posting
+from ledger.models import MAX_LEDGER_SIZE, Checkpoint, LedgerEntry, LedgerEntryParticipant, Posting
 
 
 def _concerning(participant: Participant):
@@ -52,6 +52,8 @@ def entry_list(
 
 def entry_get(*, consortium: Consortium, seq: int, viewer: Participant | None = None) -> LedgerEntry | None:
     """The entry, if it is the consortium's and (with ``viewer``) concerns that participant."""
+    if not 0 <= seq <= MAX_LEDGER_SIZE:
+        return None
     return entry_list(consortium=consortium, viewer=viewer).filter(seq=seq).first()
 
 
@@ -82,6 +84,8 @@ def checkpoint_list() -> QuerySet[Checkpoint]:
 
 
 def checkpoint_at(tree_size: int) -> Checkpoint | None:
+    if not 0 <= tree_size <= MAX_LEDGER_SIZE:
+        return None
     return Checkpoint.objects.filter(tree_size=tree_size).first()
 
 

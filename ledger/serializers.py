@@ -12,7 +12,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from ledger.accounts import InvalidAccount, account_parse
-from ledger.models import Checkpoint, EntryKind, LedgerEntry, ReferenceType
+from ledger.models import MAX_LEDGER_SIZE, Checkpoint, EntryKind, LedgerEntry, ReferenceType
 
 
 def _hex(value) -> str:
@@ -46,20 +46,20 @@ class EntryFilterInput(serializers.Serializer):
 
 class EntryDetailInput(serializers.Serializer):
     tree_size = serializers.IntegerField(
-        required=False, min_value=1,
+        required=False, min_value=1, max_value=MAX_LEDGER_SIZE,
         help_text="Prove inclusion against the checkpoint of this size (default: the latest checkpoint).",
     )
 
 
 class BalanceInput(serializers.Serializer):
     as_of = serializers.IntegerField(
-        required=False, min_value=0, help_text="Balances after the first N ledger entries (default: all)."
+        required=False, min_value=0, max_value=MAX_LEDGER_SIZE, help_text="Balances after the first N ledger entries (default: all)."
     )
 
 
 class ConsistencyInput(serializers.Serializer):
-    old = serializers.IntegerField(min_value=1, help_text="The tree size of the checkpoint you hold.")
-    new = serializers.IntegerField(required=False, min_value=1, help_text="A later tree size (default: the latest checkpoint).")
+    old = serializers.IntegerField(min_value=1, max_value=MAX_LEDGER_SIZE, help_text="The tree size of the checkpoint you hold.")
+    new = serializers.IntegerField(required=False, min_value=1, max_value=MAX_LEDGER_SIZE, help_text="A later tree size (default: the latest checkpoint).")
 
 
 # --- answers -----------------------------------------------------------------------------

@@ -82,6 +82,13 @@ def _ledger_signing_key(settings):
 
 
 @pytest.fixture(autouse=True)
+def _no_rate_limits(settings):
+    # Tests call the API far faster than any client may; tests/core/test_throttling.py turns
+    # the limits back on where they are the subject.
+    settings.API_THROTTLE_RATES = {"api_key": None, "user": None, "anonymous": None}
+
+
+@pytest.fixture(autouse=True)
 def _isolated_media(settings, tmp_path):
     # Uploads from one test must never be seen by another, nor land in the project folder.
     settings.MEDIA_ROOT = tmp_path / "media"

@@ -12,7 +12,7 @@ import json
 from django.conf import settings
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.generics import ListAPIView
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -20,6 +20,7 @@ from consortium.access import Capability, participant_get, principal_for, requir
 from core.errors import InvalidInput, NotAllowed, NotFound, TooLarge
 from core.idempotency import HEADER as IDEMPOTENCY_HEADER
 from core.idempotency import IdempotentWrite, body_digest
+from core.parsers import JSONParser
 from valuation import serializers as s
 from valuation import services
 from valuation.access import training_run_get, training_runs_visible
@@ -48,9 +49,16 @@ def _run_for_write(request, run_id, capability: Capability):
     return principal, run
 
 
+def _declared_length(request) -> int:
+    raw = request.META.get("CONTENT_LENGTH") or "0"
+    if not (raw.isascii() and raw.isdigit()):  # a client or proxy that sends garbage here cannot be streamed safely
+        raise InvalidInput("Content-Length must be a non-negative integer.", field="Content-Length")
+    return int(raw)
+
+
 def _read_upload(request, serializer_class) -> tuple[dict, bytes]:
     """Validated form fields and the uploaded bytes; 413 before reading an oversized body."""
-    declared = int(request.META.get("CONTENT_LENGTH") or 0)
+    declared = _declared_length(request)
     if declared > settings.UPLOAD_MAX_BYTES + MULTIPART_OVERHEAD:
         raise TooLarge(f"the request is {declared} bytes; the limit is {settings.UPLOAD_MAX_BYTES} bytes.")
     serializer = serializer_class(data=request.data)

@@ -4,6 +4,7 @@ from rest_framework import serializers
 
 from valuation.engine import METRICS, TASKS, model_family_names
 from valuation.models import GlobalWeights, ParticipantUpdate, TrainingRun, ValidationSet
+from valuation.services.uploads import MAX_NUM_EXAMPLES
 from valuation.spec import DTYPES
 
 
@@ -104,7 +105,10 @@ class TrainingRunDetailOutput(TrainingRunOutput):
 
 class UpdateUploadInput(serializers.Serializer):
     file = serializers.FileField(help_text=".npz with exactly the arrays of the run's parameter_spec")
-    num_examples = serializers.IntegerField(min_value=1)
+    num_examples = serializers.IntegerField(
+        min_value=1, max_value=MAX_NUM_EXAMPLES,
+        help_text=f"training examples behind the update, from 1 to {MAX_NUM_EXAMPLES} (10^12)",
+    )
 
 
 class FileUploadInput(serializers.Serializer):

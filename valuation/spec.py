@@ -6,12 +6,25 @@ with ``register_model_family`` is accepted here without a change. For the built-
 rules are those of DESIGN.md section 4 (``linear`` and ``logistic``: ``coef`` (d,),
 ``intercept`` (); ``softmax``: ``coef`` (d, k), ``intercept`` (k,); ``mlp``: ``W1`` (d, h),
 ``b1`` (h,), ``W2`` (h, k), ``b2`` (k,), k = 1 for binary and regression). What stays
-here are the wire rules of uploads (dtypes, the largest dimension) and the messages.
+here are the wire rules of uploads (dtypes, the largest dimension, how many arrays and
+dimensions a declaration may have) and the messages.
 Every refusal is a :class:`core.errors.InvalidInput` about the request body as a whole.
+
+``parameter_spec`` is whatever JSON the client sent, so it is read defensively: a list of
+more than :data:`MAX_ARRAYS` entries, or a shape of more than :data:`MAX_NDIM` dimensions,
+is refused before any entry is looked at, and nothing here descends into nested values.
+Messages never show a Python representation of client data: a value the client sent is
+rendered as JSON (strings truncated to :data:`MESSAGE_TEXT_LIMIT` characters, arrays and
+objects by their JSON type name only, see :func:`json_excerpt`) and a name the client
+chose is quoted with its unprintable characters escaped (:func:`quoted`).
+:mod:`valuation.npz` uses the same helpers for the names found in an archive.
 """
 
 from __future__ import annotations
 
+import json
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from core.errors import InvalidInput
@@ -27,6 +40,67 @@ from valuation.engine import (
 
 DTYPES = ("float32", "float64")
 MAX_DIMENSION = 1_000_000
+# The most arrays one parameter_spec (and so one uploaded archive) may declare, and the
+# most dimensions one array may have. The built-in families need 2 to 4 arrays of rank
+# 0 to 2; the bounds leave room for registered families and refuse absurd bodies cheaply.
+MAX_ARRAYS = 256
+MAX_NDIM = 8
+# How many characters of a client's string a message shows, and how many names a list shows.
+MESSAGE_TEXT_LIMIT = 64
+MESSAGE_NAMES_LIMIT = 10
+
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9_.\-]+")
+
+
+def quoted(text: str, limit: int = MESSAGE_TEXT_LIMIT) -> str:
+    """``text`` in single quotes for a message: at most ``limit`` characters (then ``…``),
+    backslashes, quotes and unprintable characters escaped (``\\x07``, ``\\u202e``)."""
+    shown = []
+    for ch in text[:limit]:
+        if ch in "\\'":
+            shown.append("\\" + ch)
+        elif ch.isprintable():
+            shown.append(ch)
+        else:
+            code = ord(ch)
+            shown.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}")
+    return "'" + "".join(shown) + ("…" if len(text) > limit else "") + "'"
+
+
+def display_name(name: str) -> str:
+    """A name as a list in a message shows it: bare when it is plain (letters, digits,
+    ``_``, ``.``, ``-``, at most the text limit), quoted otherwise."""
+    if len(name) <= MESSAGE_TEXT_LIMIT and _PLAIN_NAME.fullmatch(name):
+        return name
+    return quoted(name)
+
+
+def names_text(names: Iterable[str], limit: int = MESSAGE_NAMES_LIMIT) -> str:
+    """``a, b, c`` for a message: at most ``limit`` names, then how many more there are."""
+    names = list(names)
+    shown = ", ".join(display_name(name) for name in names[:limit])
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
+def json_excerpt(value, limit: int = MESSAGE_TEXT_LIMIT) -> str:
+    """A value a client sent, as a message shows it: JSON for strings, numbers, booleans
+    and null (a string cut after ``limit`` characters, marked ``…``); an array or an
+    object by its JSON type only, so that no message grows with (or recurses into) a body."""
+    if value is None or isinstance(value, bool):
+        return json.dumps(value)
+    if isinstance(value, int):
+        return json.dumps(value) if value.bit_length() <= 128 else "a very large integer"
+    if isinstance(value, float):
+        return json.dumps(value)
+    if isinstance(value, str):
+        if len(value) > limit:
+            return json.dumps(value[:limit])[:-1] + '…"'
+        return json.dumps(value)
+    if isinstance(value, (list, tuple)):
+        return "a JSON array"
+    if isinstance(value, dict):
+        return "a JSON object"
+    return "a value that is not JSON"
 
 
 @dataclass(frozen=True)
@@ -41,7 +115,7 @@ class ArraySpec:
 
 def _choice(value, allowed, what: str) -> str:
     if value not in allowed:
-        raise InvalidInput(f"{what} must be one of {', '.join(allowed)}; got {value!r}.")
+        raise InvalidInput(f"{what} must be one of {', '.join(allowed)}; got {json_excerpt(value)}.")
     return value
 
 
@@ -56,13 +130,16 @@ def _parse_array_spec(raw, position: int) -> ArraySpec:
     name, shape, dtype = raw["name"], raw["shape"], raw["dtype"]
     if not isinstance(name, str) or not name:
         raise InvalidInput(f"parameter_spec[{position}].name must be a non-empty string.")
-    if not isinstance(shape, list) or not all(isinstance(n, int) and not isinstance(n, bool) for n in shape):
-        raise InvalidInput(f"parameter_spec[{position}] ({name}): shape must be a list of integers.")
+    where = f"parameter_spec[{position}] ({display_name(name)})"
+    if not isinstance(shape, list):
+        raise InvalidInput(f"{where}: shape must be a list of integers.")
+    if len(shape) > MAX_NDIM:
+        raise InvalidInput(f"{where}: shape has {len(shape)} dimensions; at most {MAX_NDIM} are accepted.")
+    if not all(isinstance(n, int) and not isinstance(n, bool) for n in shape):
+        raise InvalidInput(f"{where}: shape must be a list of integers.")
     if any(n < 1 or n > MAX_DIMENSION for n in shape):
-        raise InvalidInput(
-            f"parameter_spec[{position}] ({name}): every dimension must be between 1 and {MAX_DIMENSION}."
-        )
-    _choice(dtype, DTYPES, f"parameter_spec[{position}] ({name}): dtype")
+        raise InvalidInput(f"{where}: every dimension must be between 1 and {MAX_DIMENSION}.")
+    _choice(dtype, DTYPES, f"{where}: dtype")
     return ArraySpec(name=name, shape=tuple(shape), dtype=dtype)
 
 
@@ -73,11 +150,11 @@ def _bind_dimensions(family: str, arrays: dict[str, ArraySpec]) -> dict[str, int
         shape = arrays[name].shape
         if len(shape) != len(symbols):
             expected = "(" + ", ".join(symbols) + ("," if len(symbols) == 1 else "") + ")"
-            raise InvalidInput(f"{family} array {name!r} must have shape {expected}; got {list(shape)}.")
+            raise InvalidInput(f"{family} array {quoted(name)} must have shape {expected}; got {list(shape)}.")
         for symbol, size in zip(symbols, shape):
             if bound.setdefault(symbol, size) != size:
                 raise InvalidInput(
-                    f"{family} array {name!r}: dimension {symbol} is {size} but other arrays say {bound[symbol]}."
+                    f"{family} array {quoted(name)}: dimension {symbol} is {size} but other arrays say {bound[symbol]}."
                 )
     return bound
 
@@ -95,16 +172,18 @@ def parse_training_spec(*, model_family, task, metric, parameter_spec) -> list[A
         )
     if not isinstance(parameter_spec, list) or not parameter_spec:
         raise InvalidInput("parameter_spec must be a non-empty list of {name, shape, dtype}.")
+    if len(parameter_spec) > MAX_ARRAYS:
+        raise InvalidInput(f"parameter_spec has {len(parameter_spec)} arrays; at most {MAX_ARRAYS} are accepted.")
     arrays: dict[str, ArraySpec] = {}
     for position, raw in enumerate(parameter_spec):
         array = _parse_array_spec(raw, position)
         if array.name in arrays:
-            raise InvalidInput(f"parameter_spec names array {array.name!r} twice.")
+            raise InvalidInput(f"parameter_spec names array {quoted(array.name)} twice.")
         arrays[array.name] = array
     expected = list(family.parameter_layout)
     if set(arrays) != set(expected):
         raise InvalidInput(
-            f"model_family {model_family} needs exactly the arrays {', '.join(expected)}; got {', '.join(arrays)}."
+            f"model_family {model_family} needs exactly the arrays {names_text(expected)}; got {names_text(arrays)}."
         )
     k = _bind_dimensions(model_family, arrays).get("k")
     if k is not None:

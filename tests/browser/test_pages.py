@@ -47,3 +47,19 @@ def test_a_wrong_password_keeps_the_visitor_on_the_sign_in_page(page, live_serve
     page.get_by_label("Password").fill("wrong")
     page.get_by_role("button", name="Sign in").click()
     expect(page.get_by_text("Please enter a correct")).to_be_visible()
+
+
+def test_pages_and_the_api_docs_run_under_the_content_security_policy(page, live_server):
+    membership = MembershipFactory(user=UserFactory(username="auditor@acme.test"), role="auditor",
+                                   consortium__slug="acme", consortium__name="Acme Consortium")
+    violations = []
+    page.on("console", lambda message: violations.append(message.text)
+            if "Content Security Policy" in message.text else None)
+    response = page.goto(f"{live_server.url}/login/")
+    assert "script-src 'self'" in response.headers["content-security-policy"]
+    _sign_in(page, live_server.url, membership.user.username)
+    for path in ("/", "/c/acme/", "/c/acme/audit/", "/c/acme/api-keys/"):
+        page.goto(f"{live_server.url}{path}")
+    page.goto(f"{live_server.url}/api/v1/docs/")
+    expect(page.get_by_text("Fairshare API").first).to_be_visible()  # Swagger UI rendered from its own script
+    assert violations == []

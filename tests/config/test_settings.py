@@ -33,17 +33,30 @@ django.setup()
 from django.conf import settings
 db = settings.DATABASES["default"]
 print(json.dumps({"engine": db["ENGINE"], "name": str(db["NAME"]), "eager": settings.CELERY_TASK_ALWAYS_EAGER,
-                  "backend": settings.CELERY_RESULT_BACKEND, "debug": settings.DEBUG}))
+                  "backend": settings.CELERY_RESULT_BACKEND, "debug": settings.DEBUG,
+                  "options": db.get("OPTIONS", {}), "throttle": settings.API_THROTTLE_RATES,
+                  "cache": settings.CACHES["default"]["BACKEND"]}))
 """
 
 
 def _settings(**env) -> dict:
-    result = _run(SHOW, **env)
+    result = _run(SHOW, **{"DEBUG": "1", **env})
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
 
 
-def test_no_environment_means_sqlite_in_the_project_and_eager_tasks():
+def test_with_no_environment_at_all_the_server_refuses_the_development_secrets():
+    result = _run(SHOW)
+    assert result.returncode != 0
+    assert "SECRET_KEY must be set when DEBUG is off" in result.stderr
+
+
+def test_debug_is_off_unless_set():
+    assert _settings(**{**PRODUCTION, "DEBUG": ""})["debug"] is False
+    assert _settings()["debug"] is True
+
+
+def test_the_development_defaults_mean_sqlite_in_the_project_and_eager_tasks():
     shown = _settings()
     assert shown["engine"] == "django.db.backends.sqlite3"
     assert shown["name"] == str(ROOT / "db.sqlite3")
@@ -84,3 +97,20 @@ def test_production_names_each_missing_required_variable(missing):
     env = {k: v for k, v in PRODUCTION.items() if k != missing}
     result = _run(SHOW, **env)
     assert result.returncode != 0 and f"{missing} must be set" in result.stderr
+
+
+def test_the_embedded_database_waits_for_its_write_lock_instead_of_failing():
+    options = _settings()["options"]
+    assert options["transaction_mode"] == "IMMEDIATE" and options["timeout"] >= 5
+    assert "journal_mode=WAL" in options["init_command"]
+    assert _settings(DATABASE_URL="postgres://u:p@db.example:5432/fairshare")["options"] == {}
+
+
+def test_rate_limits_have_documented_defaults_and_can_be_turned_off():
+    assert _settings()["throttle"] == {"api_key": "1200/minute", "user": "600/minute", "anonymous": "60/minute"}
+    assert _settings(API_THROTTLE_KEY_RATE="")["throttle"]["api_key"] is None
+
+
+def test_a_cache_url_puts_the_rate_counters_in_redis():
+    assert _settings()["cache"].endswith("LocMemCache")
+    assert _settings(CACHE_URL="redis://127.0.0.1:6379/1")["cache"].endswith("RedisCache")

@@ -13,15 +13,17 @@ def test_healthy_service_answers_200(client):
     assert response.json()["checks"]["database"] == "ok"
 
 
-def test_unreachable_database_is_named_in_a_503(client):
+def test_unreachable_database_is_named_in_a_503_without_the_driver_message(client, caplog):
     def refuse(execute, sql, params, many, context):
-        raise OperationalError("could not connect to server: Connection refused")
+        raise OperationalError('could not connect to server "db.internal" as user "fairshare": Connection refused')
 
     with connection.execute_wrapper(refuse):
         response = client.get("/healthz")
     assert response.status_code == 503
     assert response.json()["failing"] == ["database"]
-    assert "Connection refused" in response.json()["checks"]["database"]
+    assert response.json()["checks"]["database"] == "unavailable"
+    assert "db.internal" not in response.content.decode()
+    assert "Connection refused" in caplog.text  # operators find the cause in the log
 
 
 def test_unreachable_broker_is_named_in_a_503(client, settings):
@@ -31,3 +33,5 @@ def test_unreachable_broker_is_named_in_a_503(client, settings):
     response = client.get("/healthz")
     assert response.status_code == 503
     assert response.json()["failing"] == ["broker"]
+    assert response.json()["checks"]["broker"] == "unavailable"
+    assert "127.0.0.1" not in response.content.decode()

@@ -39,3 +39,17 @@ def test_a_key_refused_before_its_view_ran_is_still_logged_as_the_key(client, co
     record = next(r for r in caplog.records if r.name == "fairshare.request")
     assert response.status_code == 405
     assert record.actor == f"api-key:{key.prefix} ({key.name})"
+
+
+@pytest.mark.parametrize("offered", ["x" * 65, "id with spaces", "line\nbreak", "ünïcode", "<script>", ""])
+def test_a_request_id_that_is_not_a_short_plain_token_is_replaced(client, caplog, offered):
+    with caplog.at_level(logging.INFO, logger="fairshare.request"):
+        response = client.get("/healthz", HTTP_X_REQUEST_ID=offered)
+    record = next(r for r in caplog.records if r.name == "fairshare.request")
+    assert response["X-Request-ID"] == record.request_id != offered
+    assert len(record.request_id) == 32
+
+
+def test_a_plain_request_id_of_64_characters_is_kept(client):
+    offered = "a1.b2:c3-" + "z" * 55
+    assert client.get("/healthz", HTTP_X_REQUEST_ID=offered)["X-Request-ID"] == offered

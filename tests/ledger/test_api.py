@@ -1,5 +1,6 @@
 """The read-only ledger API: listing, filters, proofs, balances, checkpoints, consistency."""
 
+import base64
 import datetime as dt
 import json
 from decimal import Decimal
@@ -218,3 +219,35 @@ def test_the_schema_documents_every_ledger_endpoint_and_is_valid():
         "/api/v1/consortia/{slug}/ledger/balances/", "/api/v1/ledger/checkpoints/", "/api/v1/ledger/checkpoints/latest/",
         "/api/v1/ledger/checkpoints/{tree_size}/", "/api/v1/ledger/consistency/", "/api/v1/ledger/public-key/",
     } <= paths
+
+
+def _cursor(query: str) -> str:
+    return base64.b64encode(query.encode()).decode()
+
+
+@pytest.mark.parametrize("position", ["abc", "1e3", "9" * 40, str(2**63), "", "١٢"])
+def test_a_well_formed_cursor_with_a_meaningless_position_is_400(finance, ledger, position):
+    for url in ("/api/v1/consortia/acme/ledger/entries/", "/api/v1/ledger/checkpoints/"):
+        response = finance.get(url, {"cursor": _cursor(f"p={position}")})
+        assert response.status_code == 400, (url, position, response.content[:200])
+        assert response.json()["error"]["details"] == {"cursor": ["Invalid cursor; use the next/previous links as given."]}
+
+
+@pytest.mark.parametrize("query", [f"tree_size={2**64}", f"tree_size={2**63}", "tree_size=99999999999999999999999"])
+def test_a_proof_size_beyond_64_bits_is_400_not_an_overflow(finance, ledger, query):
+    response = finance.get(f"/api/v1/consortia/acme/ledger/entries/1/?{query}")
+    assert response.status_code == 400 and "tree_size" in response.json()["error"]["details"]
+
+
+@pytest.mark.parametrize("url", [f"/api/v1/consortia/acme/ledger/entries/{2**64}/",
+                                 f"/api/v1/ledger/checkpoints/{2**70}/"])
+def test_an_id_beyond_64_bits_in_the_path_is_404(finance, ledger, url):
+    response = finance.get(url)
+    assert response.status_code == 404 and response.json()["error"]["code"] == "not_found"
+
+
+@pytest.mark.parametrize("query", [f"old=1&new={2**63}", f"old={2**64}", f"as_of={2**63}"])
+def test_consistency_and_balance_sizes_beyond_64_bits_are_400(finance, ledger, query):
+    url = "/api/v1/consortia/acme/ledger/balances/" if "as_of" in query else "/api/v1/ledger/consistency/"
+    response = finance.get(f"{url}?{query}")
+    assert response.status_code == 400, response.content[:200]

@@ -106,7 +106,7 @@ print("RESULT " + json.dumps(ledger_snapshot()))
 def _sqlite_side(tmp_path, spec: dict) -> dict:
     clean = {k: v for k, v in os.environ.items() if k not in SERVICE_VARIABLES and k != "DJANGO_SETTINGS_MODULE"}
     env = {**clean, "DJANGO_SETTINGS_MODULE": "config.settings", "DATABASE_URL": f"sqlite:///{tmp_path}/x.sqlite3",
-           "LEDGER_SIGNING_KEY": TEST_LEDGER_SIGNING_KEY}
+           "LEDGER_SIGNING_KEY": TEST_LEDGER_SIGNING_KEY, "DEBUG": "1"}
     result = subprocess.run([sys.executable, "-c", SQLITE_SIDE], cwd=ROOT, env=env, input=json.dumps(spec),
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr

@@ -13,7 +13,7 @@ from tests.valuation.test_spec import PLUG_INS
 from valuation.engine import FLRoundGame, estimate, register_model_family, unregister_model_family
 from valuation.models import ParticipantUpdate, TrainingRun
 
-pytestmark = pytest.mark.django_db
+pytestmark = pytest.mark.django_db(transaction=True)
 FAMILY = "test-nointercept"
 
 

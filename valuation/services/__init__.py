@@ -1,17 +1,19 @@
 """Valuation services: every write of the valuation app, one user action per function.
 
 ``training_run_create`` (training_runs.py); ``global_weights_upload``, ``update_upload``,
-``validation_set_upload`` (uploads.py); ``payload_store`` and ``payload_verify``
-(payloads.py). Refusals are ``core.errors`` service errors.
+``validation_set_upload`` (uploads.py); staging, storing and publishing payload files and
+``payload_verify`` (payloads.py); ``payload_storage_check`` (payload_storage.py).
+Refusals are ``core.errors`` service errors.
 """
 
-from valuation.services.payloads import payload_store, payload_verify
+from valuation.services.payload_storage import payload_storage_check
+from valuation.services.payloads import payload_verify
 from valuation.services.training_runs import training_run_create
 from valuation.services.uploads import global_weights_upload, update_upload, validation_set_upload
 
 __all__ = [
     "global_weights_upload",
-    "payload_store",
+    "payload_storage_check",
     "payload_verify",
     "training_run_create",
     "update_upload",
