@@ -4,16 +4,15 @@ from csp.constants import UNSAFE_INLINE
 from csp.decorators import csp_update
 from django.contrib import admin
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from core.health import healthz
+from core.views import ApiDocsView, ApiSchemaView
 
 api_v1 = [
-    path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("schema/", ApiSchemaView.as_view(), name="api-schema"),
     # The split view serves its start-up script from this URL (?script), so no inline script
     # is needed; Swagger UI's own style attributes need inline styles on this page only.
-    path("docs/", csp_update({"style-src": [UNSAFE_INLINE]})(SpectacularSwaggerSplitView.as_view(url_name="api-schema")),
-         name="api-docs"),
+    path("docs/", csp_update({"style-src": [UNSAFE_INLINE]})(ApiDocsView.as_view(url_name="api-schema")), name="api-docs"),
     path("", include("consortium.api_urls")),
     path("", include("valuation.api_urls")),
     path("", include("ledger.api_urls")),

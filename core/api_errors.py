@@ -6,12 +6,15 @@ exceptions (authentication, parsing, serializer validation, throttling) take the
 
 from __future__ import annotations
 
+from django.core.exceptions import PermissionDenied
+from django.http import Http404
 from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from core.errors import InvalidInput, ServiceError
 
+_DJANGO_CODES = {Http404: "not_found", PermissionDenied: "permission_denied"}
 # Headers of DRF's answer that a client needs to act on the error.
 _KEPT_HEADERS = {"WWW-Authenticate", "Retry-After", "Allow"}
 
@@ -39,7 +42,8 @@ def exception_handler(exc, context):
     if response is None:
         return None
     detail = response.data
-    code = getattr(exc, "default_code", "error")
+    # DRF answers Django's Http404 and PermissionDenied by these codes' exceptions.
+    code = getattr(exc, "default_code", _DJANGO_CODES.get(type(exc), "error"))
     if isinstance(exc, exceptions.APIException):
         codes = exc.get_codes()
         code = codes if isinstance(codes, str) else code

@@ -1,5 +1,7 @@
 """Error pages that speak JSON under ``/api/``: every API response has the documented body.
 
+Also the schema and docs views, whose refusals are JSON although their answers are not.
+
 Django answers requests that never reach a DRF view (an unmatched route such as a malformed
 id or a negative round, a body over ``DATA_UPLOAD_MAX_MEMORY_SIZE``, an unhandled fault)
 through these handlers (``config/urls.py``); pages keep Django's own templates.
@@ -10,6 +12,8 @@ from __future__ import annotations
 from django.core.exceptions import RequestDataTooBig
 from django.http import JsonResponse
 from django.views import defaults
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
+from rest_framework.renderers import JSONRenderer
 
 API_PREFIX = "/api/"
 
@@ -47,3 +51,24 @@ def server_error(request):
     if not _is_api(request):
         return defaults.server_error(request)
     return error_response(500, "server_error", "The server failed; the request id in X-Request-ID names it in the logs.")
+
+
+class JsonErrorsMixin:
+    """For API views that answer in another format (YAML, HTML, JavaScript): their refusals
+    are still the JSON error body, whatever format was asked for."""
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        response = super().finalize_response(request, response, *args, **kwargs)
+        if response.status_code >= 400 and getattr(response, "data", None) is not None:
+            response.accepted_renderer = JSONRenderer()
+            response.accepted_media_type = "application/json"
+            response.content_type = None  # let the JSON renderer name it
+        return response
+
+
+class ApiSchemaView(JsonErrorsMixin, SpectacularAPIView):
+    """The OpenAPI schema (YAML, or JSON with ?format=json)."""
+
+
+class ApiDocsView(JsonErrorsMixin, SpectacularSwaggerSplitView):
+    """Swagger UI; its start-up script is served from the same URL (?script), not inline."""

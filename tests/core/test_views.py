@@ -91,3 +91,19 @@ def test_a_non_numeric_content_length_is_a_400(coordinator, consortium, length):
                                    b"", content_type="multipart/form-data; boundary=x", CONTENT_LENGTH=length)
     assert response.status_code == 400, response.content[:200]
     assert "Content-Length" in response.json()["error"]["message"]
+
+
+@pytest.mark.parametrize("url", ["/api/v1/schema/?format=bogus", "/api/v1/docs/?format=json",
+                                 "/api/v1/ledger/public-key/?format=xml", "/api/v1/consortia/?format=api"])
+def test_an_unknown_format_is_a_json_404_even_from_the_schema_and_docs_views(coordinator, url):
+    response = coordinator.get(url)
+    assert response.status_code == 404
+    assert response["Content-Type"] == "application/json"
+    assert response.json()["error"]["code"] == "not_found"
+
+
+def test_the_schema_and_docs_views_still_answer_in_their_own_formats(client):
+    assert client.get("/api/v1/schema/")["Content-Type"].startswith("application/vnd.oai.openapi")
+    assert client.get("/api/v1/schema/?format=json").json()["info"]["title"] == "Fairshare API"
+    assert client.get("/api/v1/docs/")["Content-Type"].startswith("text/html")
+    assert client.get("/api/v1/docs/?script")["Content-Type"].startswith("application/javascript")
