@@ -7,7 +7,9 @@ the number of examples (default 8 per page and role).
 
 from __future__ import annotations
 
+import json
 import os
+from collections import Counter
 
 import pytest
 from django.test import Client
@@ -21,6 +23,8 @@ from valuation.services import training_run_create
 pytestmark = pytest.mark.django_db
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "8"))
 ROLES = ["finance", "governance", "auditor", "participant"]
+# With FUZZ_REPORT=path, each test adds its status tallies to that JSON-lines file.
+REPORT = os.environ.get("FUZZ_REPORT")
 
 text = st.text(max_size=80)
 segment = st.one_of(text, st.sampled_from(["acme", "other", "00000000-0000-0000-0000-000000000000", "..", "%00"]))
@@ -69,7 +73,7 @@ def _fill(path: str, world, slug, run, key, real: bool) -> str:
 def test_no_page_answers_a_server_error(world, role, method, path):
     client = Client()
     client.force_login(world["users"][role])
-    statuses = set()
+    statuses: Counter = Counter()
 
     @given(slug=segment, run=segment, key=segment, real=st.booleans(), params=query, fields=form)
     @settings(max_examples=EXAMPLES, derandomize=True, database=None, deadline=None,
@@ -77,8 +81,11 @@ def test_no_page_answers_a_server_error(world, role, method, path):
     def fuzz(slug, run, key, real, params, fields):
         url = _fill(path, world, slug, run, key, real)
         response = client.get(url, params) if method == "GET" else client.post(url, fields)
-        statuses.add(response.status_code)
+        statuses[response.status_code] += 1
         assert response.status_code < 500, (url, params, fields, response.status_code)
 
     fuzz()
     assert statuses  # requests were sent
+    if REPORT:
+        with open(REPORT, "a") as report:
+            report.write(json.dumps({"page": f"{method} {path}", "role": role, "statuses": dict(statuses)}) + "\n")
