@@ -4,9 +4,11 @@ from django.contrib.auth import views as auth_views
 from django.urls import path
 
 from consortium import views
+from consortium.forms import SignInForm
 
 urlpatterns = [
-    path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
+    path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True, authentication_form=SignInForm),
+         name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("", views.dashboard, name="dashboard"),
     path("c/<slug:slug>/", views.consortium_page, name="consortium-page"),

@@ -65,3 +65,11 @@ def test_audit_page_lists_recent_changes(client, member, consortium):
     client.force_login(member("auditor"))
     page = client.get("/c/acme/audit/").content.decode()
     assert "api_key.created" in page
+
+
+@pytest.mark.parametrize("length", [151, 256, 100_000])
+def test_an_over_long_username_is_refused_by_the_form_not_by_the_database(client, length):
+    for _ in range(3):
+        response = client.post("/login/", {"username": "x" * length, "password": "secret"})
+        assert response.status_code == 200
+        assert "at most 150 characters" in response.content.decode()
