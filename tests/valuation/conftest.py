@@ -38,6 +38,12 @@ def ingest_key(consortium):
 
 
 @pytest.fixture
+def actor(ingest_key):
+    """The coordinator's key as the services' actor."""
+    return Principal(api_key=ingest_key)
+
+
+@pytest.fixture
 def coordinator(api_client, ingest_key):
     api_client.credentials(HTTP_AUTHORIZATION=f"Api-Key {ingest_key.raw_key}")
     return api_client
