@@ -1,9 +1,6 @@
 """The zip container of an upload (valuation/zip_members.py): one named test per defect class.
 
-A refusal must be an explicit one: ``npz.py`` turns an exception it did not foresee into
-``InvalidInput`` *chained* to it (``__cause__``), and every test here fails on such a
-refusal, so the last resort is never what makes a test pass. The property tests are in
-``test_npz_fuzz.py``.
+Every refusal must be an explicit one, never the last resort (see test_npz.py).
 """
 
 from __future__ import annotations
