@@ -11,7 +11,7 @@ from collections.abc import Iterable
 
 from django.db import connection
 
-from core.errors import InvalidInput
+from core.errors import InvalidInput, inputs_of
 from ledger import merkle
 from ledger.models import LedgerHead
 from ledger.services.append import LedgerCorrupt
@@ -61,11 +61,8 @@ def tree_root(*, size: int) -> bytes:
     if size == 0:
         return merkle.EMPTY_ROOT
     ranges = [(0, size)]
-    try:
+    with inputs_of("size"):
         hashes = node_hashes(merkle.proof_nodes(ranges), tree_size=size)
-    except ProofUnavailable as exc:
-        exc.on_field("size")
-        raise
     return merkle.proof_from_nodes(ranges, hashes)[0]
 
 
@@ -75,11 +72,8 @@ def inclusion_proof_get(*, seq: int, tree_size: int) -> list[bytes]:
         raise ProofUnavailable(f"entry {seq} is not in a tree of {tree_size} entries", field="seq")
     ranges = merkle.inclusion_ranges(seq, tree_size)
     # The path may not touch the tree's last leaf; asking for it too proves the tree exists.
-    try:
+    with inputs_of("tree_size"):
         hashes = node_hashes({*merkle.proof_nodes(ranges), (0, tree_size - 1)}, tree_size=tree_size)
-    except ProofUnavailable as exc:
-        exc.on_field("tree_size")
-        raise
     return merkle.proof_from_nodes(ranges, hashes)
 
 
@@ -90,11 +84,8 @@ def consistency_get(*, old_size: int, new_size: int) -> tuple[list[bytes], bytes
         raise ProofUnavailable("a consistency proof needs 0 < old size <= new size", field="old_size")
     proof_ranges = merkle.consistency_ranges(old_size, new_size)
     root_ranges = [(0, old_size), (0, new_size)]
-    try:
+    with inputs_of("new_size"):
         hashes = node_hashes(merkle.proof_nodes([*proof_ranges, *root_ranges]), tree_size=new_size)
-    except ProofUnavailable as exc:
-        exc.on_field("new_size")
-        raise
     old_root, new_root = merkle.proof_from_nodes(root_ranges, hashes)
     return merkle.proof_from_nodes(proof_ranges, hashes), old_root, new_root
 
