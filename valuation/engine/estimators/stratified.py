@@ -47,6 +47,9 @@ class PairedStratifiedDesign:
         self.taken = {k: 0 for k in self.pair_sizes}
         self.masks: dict[int, list[np.ndarray]] = {}
         self.values: dict[int, list[np.ndarray]] = {}
+        # The same draws as complement pairs: per pair size k, the size-k representative
+        # and the utilities of it and of its complement.
+        self._pair_blocks: dict[int, list[tuple[np.ndarray, np.ndarray, np.ndarray]]] = {}
         self._shuffled: dict[int, np.ndarray] = {}
         self._seen: dict[int, set[bytes]] = {}
 
@@ -128,6 +131,8 @@ class PairedStratifiedDesign:
         offset = 0
         for k, representatives in new_masks:
             count = representatives.shape[0]
+            own, complement = values[offset : offset + count], values[offset + count : offset + 2 * count]
+            self._pair_blocks.setdefault(k, []).append((representatives, own, complement))
             for size, block in ((k, representatives), (self.n - k, ~representatives)):
                 self.masks.setdefault(size, []).append(block)
                 self.values.setdefault(size, []).append(values[offset : offset + count])
@@ -159,6 +164,15 @@ class PairedStratifiedDesign:
                         break
         return np.array(drawn)
 
+    def pairs(self) -> dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """Per pair size k ≤ n/2: the representatives (m_k, n), their utilities and their
+        complements' utilities, in draw order (for k = n/2 every representative holds
+        player 0, so each pair appears once)."""
+        return {
+            k: tuple(np.concatenate([block[part] for block in blocks]) for part in range(3))
+            for k, blocks in self._pair_blocks.items()
+        }
+
     def samples(self) -> tuple[dict[int, np.ndarray], dict[int, np.ndarray]]:
         masks = {s: np.concatenate(blocks) for s, blocks in self.masks.items()}
         values = {s: np.concatenate(blocks) for s, blocks in self.values.items()}
@@ -181,33 +195,42 @@ def greg_shapley(
     values: dict[int, np.ndarray],
     u_empty: float,
     u_grand: float,
+    *,
+    working_model: bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Shapley estimate and standard errors from a size-stratified sample (see module doc).
 
-    Vectorised over strata: every per-stratum, per-player sum is one matrix product
-    with the stratum indicator, so the cost does not grow with Python-level loops.
+    ``working_model=False`` leaves out the additive KernelSHAP model (β = 0): the right
+    choice when the utilities are already residuals of a good control variate and the
+    sample is small next to n, where fitting n coefficients would mostly fit noise (and
+    make the standard errors too small). The per-stratum sums are taken one stratum at
+    a time, so memory stays O(draws per stratum × n) for any number of players.
     """
     total = u_grand - u_empty
     sizes = [s for s in range(1, n) if s in masks and masks[s].shape[0] > 0]
     beta = np.zeros(n)
-    if sizes:
+    if sizes and working_model:
         beta = _kernel_regression(n, masks, values, sizes, u_empty, total)
     estimate = beta + (total - beta.sum()) / n
     if not sizes:
         return estimate, np.zeros(n)
-    member = np.concatenate([masks[s] for s in sizes]).astype(np.float64)
-    residual = np.concatenate([values[s] for s in sizes]) - u_empty - member @ beta
+    k = len(sizes)
     draws = np.array([masks[s].shape[0] for s in sizes], dtype=np.float64)
-    stratum = np.repeat(np.arange(len(sizes)), draws.astype(np.intp))
-    indicator = np.zeros((len(sizes), residual.size))
-    indicator[stratum, np.arange(residual.size)] = 1.0
-    count_in = indicator @ member  # (strata, n)
+    count_in, sum_in, square_in = np.zeros((k, n)), np.zeros((k, n)), np.zeros((k, n))
+    sum_all, square_all = np.zeros(k), np.zeros(k)
+    residuals = []
+    for row, size in enumerate(sizes):
+        member = masks[size].astype(np.float64)
+        residual = values[size] - u_empty - member @ beta
+        residuals.append(residual)
+        count_in[row] = member.sum(axis=0)
+        sum_in[row] = residual @ member
+        square_in[row] = (residual**2) @ member
+        sum_all[row], square_all[row] = residual.sum(), residual @ residual
     count_out = draws[:, None] - count_in
-    sum_all, square_all = indicator @ residual, indicator @ residual**2
-    sum_in = indicator @ (member * residual[:, None])
-    square_in = indicator @ (member * (residual**2)[:, None])
     sum_out, square_out = sum_all[:, None] - sum_in, square_all[:, None] - square_in
-    pooled = residual.var() if residual.size > 1 else 0.0
+    every = np.concatenate(residuals)
+    pooled = every.var() if every.size > 1 else 0.0
     stratum_variance = np.where(draws > 1, (square_all - sum_all**2 / draws) / np.maximum(draws - 1, 1), pooled)
     fallback = np.maximum(stratum_variance, 0.0)[:, None]
     population_in = np.array([comb(n - 1, s - 1) for s in sizes], dtype=np.float64)[:, None]
@@ -251,22 +274,31 @@ def _kernel_regression(n, masks, values, sizes, u_empty, total) -> np.ndarray:
 
 
 def stratified(context: EstimatorContext) -> RawEstimate:
-    """Black-box games: the design at its default allocation (the measured residual
-    spreads of threshold games are too noisy to re-aim it: tried, it lost accuracy on
-    the voting game), then the GREG estimate."""
+    """Black-box games: pilot, planned pairs or singles, regression estimate with an odd
+    Fourier working model (:mod:`.blackbox`, decision 0013)."""
+    from .blackbox import stratified_regression  # deferred: .blackbox builds on this module
+
+    return stratified_regression(context)
+
+
+def stratified_additive(context: EstimatorContext) -> RawEstimate:
+    """The previous black-box estimator (decision 0003), kept for comparison: the paired
+    design at its default allocation, then the GREG estimate with the additive model."""
     design = run_design(context, adaptive=False)
     masks, values = design.samples()
     estimate, stderr = greg_shapley(context.n, masks, values, context.u_empty, context.u_grand)
     return RawEstimate(values=estimate, stderr=stderr, info={"pairs": design.pairs_taken, "complete": design.complete})
 
 
-def residual_spread(n: int, masks, values, u_empty: float, u_grand: float) -> dict[int, float]:
+def residual_spread(
+    n: int, masks, values, u_empty: float, u_grand: float, *, working_model: bool = True
+) -> dict[int, float]:
     """Standard deviation per coalition size of what the working model leaves (nan
     where a size has fewer than two draws): the input of the Neyman allocation."""
     sizes = [s for s in range(1, n) if s in masks and masks[s].shape[0] > 0]
     if not sizes:
         return {}
-    beta = _kernel_regression(n, masks, values, sizes, u_empty, u_grand - u_empty)
+    beta = _kernel_regression(n, masks, values, sizes, u_empty, u_grand - u_empty) if working_model else np.zeros(n)
     spread = {}
     for size in sizes:
         residual = values[size] - u_empty - masks[size] @ beta
@@ -316,6 +348,13 @@ def run_design(
             design.grow(oracle, pilot)
             design.reweight(spread_of(design))
         design.grow(oracle, ceiling)
+        # Coalitions the oracle already knew (a multi-round pilot's) were free: spend
+        # what they left of the budget too.
+        while not design.complete and affordable() > design.pairs_taken:
+            before = design.pairs_taken
+            design.grow(oracle, affordable())
+            if design.pairs_taken == before:
+                break
         return design
     stage = max(n, 8)
     while True:
