@@ -160,7 +160,8 @@ class FLRoundGame:
     def smooth_utility(self, mixtures: np.ndarray) -> np.ndarray:
         """A smooth stand-in for the metric at each mixture (see ``metrics.smooth_proxy``)."""
         if self._proxy is None:
-            self._proxy = smooth_proxy(self.metric, self.task, self.y, scale=self._smoothing_width())
+            width = 1.0 if self.smooth_utility_is_exact else self._smoothing_width()
+            self._proxy = smooth_proxy(self.metric, self.task, self.y, scale=width)
         return self._map_chunks(mixtures, self._proxy)
 
     def taylor_expansions(self) -> list[tuple[np.ndarray, float, np.ndarray, np.ndarray]] | None:
@@ -176,7 +177,8 @@ class FLRoundGame:
         proxy. None otherwise (the estimator then takes all 2n² + 1 finite differences).
         """
         anchor = self.mixture_weights(np.ones((1, self.n_players), dtype=bool))[0]
-        width = self._smoothing_width()
+        # Smooth metrics ignore the width; computing it costs 2n + 1 model outputs.
+        width = 1.0 if self.smooth_utility_is_exact else self._smoothing_width()
         if self._output_basis is not None and self.n_outputs == 1:
             stand_ins = [(self.metric, width)]
             if not self.smooth_utility_is_exact:

@@ -114,9 +114,10 @@ def taylor_control_variate(context: EstimatorContext) -> RawEstimate:
         raise ValueError("method 'taylor' needs an FL game (mixture_weights and smooth_utility); use 'stratified'")
     surrogates, feature_values, feature_stderr, origin = _surrogates_of(game)
     sized = len(feature_values) > len(surrogates)
-    draws = context.oracle.budget if context.oracle.budget is not None else float("inf")
-    additive = n <= _ADDITIVE_MODEL_MAX_PLAYERS and draws >= _ADDITIVE_MODEL_DRAWS_PER_PLAYER * n
     exact_proxy = bool(getattr(game, "smooth_utility_is_exact", False))
+
+    def additive(design) -> bool:
+        return n <= _ADDITIVE_MODEL_MAX_PLAYERS and 2 * design.pairs_taken >= _ADDITIVE_MODEL_DRAWS_PER_PLAYER * n
 
     def features(coalitions: np.ndarray) -> np.ndarray:
         base = np.stack([surrogate(coalitions) for surrogate in surrogates], axis=1)
@@ -141,14 +142,14 @@ def taylor_control_variate(context: EstimatorContext) -> RawEstimate:
 
     def split(design):
         masks, residual, weights, empty, grand = residuals(design)
-        estimate, stderr = greg_shapley(n, masks, residual, empty, grand, working_model=additive)
+        estimate, stderr = greg_shapley(n, masks, residual, empty, grand, working_model=additive(design))
         estimate = estimate + weights @ feature_values
         stderr = np.sqrt(stderr**2 + (np.abs(weights) @ feature_stderr) ** 2)
         return weights, estimate, stderr
 
     def spread_of(design):
         masks, residual, _weights, empty, grand = residuals(design)
-        return residual_spread(n, masks, residual, empty, grand, working_model=additive)
+        return residual_spread(n, masks, residual, empty, grand, working_model=additive(design))
 
     design = run_design(context, estimate_of=lambda d: split(d)[2], spread_of=spread_of)
     weights, values, stderr = split(design)
