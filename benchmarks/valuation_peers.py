@@ -28,10 +28,19 @@ from valuation_common import DistinctCounter, fl_round_game_from_npz  # noqa: E4
 def shapiq_runner(name):
     import shapiq
 
-    cls = {"KernelSHAP": shapiq.KernelSHAP, "UnbiasedKernelSHAP": shapiq.UnbiasedKernelSHAP, "SVARM": shapiq.SVARM}[name]
+    cls = {
+        "KernelSHAP": shapiq.KernelSHAP,
+        "UnbiasedKernelSHAP": shapiq.UnbiasedKernelSHAP,
+        "SVARM": shapiq.SVARM,
+        "kADDSHAP": shapiq.kADDSHAP,  # shapiq's default max_order=2: a 2-additive model
+    }[name]
 
     def run(counter, budget, seed):
         n = counter.n_players
+        # KernelSHAP is strongest paired; kADD-SHAP unpaired (its default): paired, its
+        # pairwise terms cancel and it returns KernelSHAP's values, while unpaired they
+        # absorb the even part of the game (measured: unanimity games, 25 % of 2^11,
+        # median error 0.026 unpaired vs 0.038 paired).
         kwargs = {"pairing_trick": True} if name == "KernelSHAP" else {}
         approximator = cls(n, random_state=seed, **kwargs)
         values = approximator.approximate(budget, lambda coalitions: counter(coalitions))
@@ -97,6 +106,7 @@ RUNNERS = {
     "shapiq KernelSHAP": lambda: shapiq_runner("KernelSHAP"),
     "shapiq UnbiasedKernelSHAP": lambda: shapiq_runner("UnbiasedKernelSHAP"),
     "shapiq SVARM": lambda: shapiq_runner("SVARM"),
+    "shapiq kADDSHAP": lambda: shapiq_runner("kADDSHAP"),
     "pyDVL permutation": lambda: pydvl_runner("permutation"),
     "pyDVL antithetic": lambda: pydvl_runner("antithetic"),
     "pyDVL TMC": lambda: pydvl_runner("TMC"),

@@ -3,8 +3,12 @@
 Recipe (docs/valuation.md): players are the columns of a 0/1 matrix, background
 ``zeros((1, n))``, instance ``ones((1, n))``, the model is the coalition utility, and
 ``l1_reg=False`` always (shap's default silently zeroes players beyond ten).
-KernelExplainer draws from numpy's *global* generator, so we seed it for the call and
-restore it afterwards, under a lock so concurrent estimates cannot interleave.
+KernelExplainer draws from numpy's *global* generator, so we seed it for the call (with
+the estimate's own seed where possible, see :func:`shap_seed`) and restore it
+afterwards, under a lock so concurrent estimates cannot interleave. With equal seed and
+budget the values are shap's own: ``nsamples = budget - 2`` distinct coalitions besides
+∅ and N (shap never repeats one), and shap's values are already efficient, so the
+caller's projection moves nothing beyond rounding.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import numpy as np
 
 from .common import EstimatorContext, RawEstimate
 
-__all__ = ["kernel_shap", "warm_up_shap"]
+__all__ = ["kernel_shap", "shap_seed", "warm_up_shap"]
 
 _SHAP_LOCK = threading.Lock()
 _warmed_up = False
@@ -51,7 +55,7 @@ def kernel_shap(context: EstimatorContext) -> RawEstimate:
     def model(data: np.ndarray) -> np.ndarray:
         return oracle.evaluate(np.asarray(data) > 0.5)
 
-    seed = int(context.rng.integers(0, 2**32 - 1))
+    seed = shap_seed(context.rng)
     with _SHAP_LOCK:
         state = np.random.get_state()
         try:
@@ -64,6 +68,29 @@ def kernel_shap(context: EstimatorContext) -> RawEstimate:
     complete = n < 63 and explainer.nsamplesAdded >= 2**n - 2
     stderr = np.zeros(n) if complete else _regression_stderr(explainer, n, values, context.u_empty)
     return RawEstimate(values=values, stderr=stderr, info={"shap_samples": int(explainer.nsamplesAdded)})
+
+
+def shap_seed(rng: np.random.Generator) -> int:
+    """The seed for numpy's global generator during the shap call.
+
+    The estimate's own seed when ``rng`` is still exactly ``PCG64(seed)`` for a seed below
+    2**32 (what ``estimate(..., seed=s)`` passes for a single game), so ``kernel`` with
+    seed s *is* shap's KernelExplainer after ``np.random.seed(s)``, value for value, and a
+    benchmark comparing the two at equal seeds compares like with like. Otherwise (the
+    rounds of a multi-round game, a generator already drawn from) a draw from ``rng``.
+    """
+    bit_generator = rng.bit_generator
+    seed_sequence = getattr(bit_generator, "seed_seq", None)
+    entropy = getattr(seed_sequence, "entropy", None)
+    if (
+        isinstance(bit_generator, np.random.PCG64)
+        and isinstance(entropy, int)
+        and 0 <= entropy < 2**32
+        and not getattr(seed_sequence, "spawn_key", ())
+        and np.random.PCG64(entropy).state == bit_generator.state
+    ):
+        return entropy
+    return int(rng.integers(0, 2**32 - 1))
 
 
 def _regression_stderr(explainer, n: int, values: np.ndarray, u_empty: float) -> np.ndarray:

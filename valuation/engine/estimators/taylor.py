@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..cache import masks_from_keys
-from .common import EstimatorContext, RawEstimate, mean_and_stderr
+from .common import EstimatorContext, RawEstimate
 from .exact import popcounts, shapley_from_table
 from .mixture_shapley import MixtureQuadratic, mixture_quadratic_shapley
 from .stratified import greg_shapley, residual_spread, run_design
