@@ -27,7 +27,13 @@ import numpy as np
 
 from .metrics import score_derivatives
 
-__all__ = ["analytic_expansions", "gauss_newton_expansion", "MAX_SUBSPACE_RANK"]
+__all__ = [
+    "analytic_expansions",
+    "central_difference_derivatives",
+    "central_difference_offsets",
+    "gauss_newton_expansion",
+    "MAX_SUBSPACE_RANK",
+]
 
 Expansion = tuple[np.ndarray, float, np.ndarray, np.ndarray]  # anchor, value, gradient, Hessian
 
@@ -74,27 +80,39 @@ def gauss_newton_expansion(
     shape = center.shape
     directions = _output_directions(anchor, outputs_of, rows_per_chunk, step).reshape(n, -1)
     basis, coordinates = _subspace(directions)
-    r = basis.shape[1]
     norms = np.linalg.norm(coordinates, axis=1)
     h = _RELATIVE_STEP * float(np.median(norms[norms > 0])) if np.any(norms > 0) else _RELATIVE_STEP
-    eye = np.eye(r) * h
-    upper_i, upper_j = np.triu_indices(r, k=1)
-    offsets = np.concatenate([
-        np.zeros((1, r)), eye, -eye,
-        eye[upper_i] + eye[upper_j], eye[upper_i] - eye[upper_j], -eye[upper_i] + eye[upper_j], -eye[upper_i] - eye[upper_j],
-    ])
+    offsets = central_difference_offsets(basis.shape[1], h)
     values = np.empty(offsets.shape[0])
     flat_center = center.reshape(-1)
     for start in range(0, offsets.shape[0], rows_per_chunk):
         block = offsets[start : start + rows_per_chunk]
         values[start : start + block.shape[0]] = smooth_of_outputs((flat_center + block @ basis.T).reshape(-1, *shape))
-    value, plus, minus = values[0], values[1 : r + 1], values[r + 1 : 2 * r + 1]
+    value, gradient_z, hessian_z = central_difference_derivatives(values, basis.shape[1], h)
+    return anchor, value, coordinates @ gradient_z, coordinates @ hessian_z @ coordinates.T
+
+
+def central_difference_offsets(dimension: int, step: float) -> np.ndarray:
+    """The 2r² + 1 points of the central-difference stencil for value, gradient and
+    Hessian in ``dimension`` r: the centre, ±step e_i, and ±step e_i ± step e_j (i < j)."""
+    eye = np.eye(dimension) * step
+    upper_i, upper_j = np.triu_indices(dimension, k=1)
+    cross, other = eye[upper_i], eye[upper_j]
+    return np.concatenate([np.zeros((1, dimension)), eye, -eye, cross + other, cross - other, -cross + other, -cross - other])
+
+
+def central_difference_derivatives(values: np.ndarray, dimension: int, step: float) -> tuple[float, np.ndarray, np.ndarray]:
+    """Value, gradient and Hessian from a function's values on
+    :func:`central_difference_offsets` (same dimension and step)."""
+    r = dimension
+    upper_i, upper_j = np.triu_indices(r, k=1)
+    center, plus, minus = values[0], values[1 : r + 1], values[r + 1 : 2 * r + 1]
     pairs = upper_i.size
     pp, pm, mp, mm = (values[2 * r + 1 + q * pairs : 2 * r + 1 + (q + 1) * pairs] for q in range(4))
-    gradient_z = (plus - minus) / (2 * h)
-    hessian_z = np.diag((plus - 2 * value + minus) / h**2)
-    hessian_z[upper_i, upper_j] = hessian_z[upper_j, upper_i] = (pp - pm - mp + mm) / (4 * h**2)
-    return anchor, float(value), coordinates @ gradient_z, coordinates @ hessian_z @ coordinates.T
+    gradient = (plus - minus) / (2 * step)
+    hessian = np.diag((plus - 2 * center + minus) / step**2)
+    hessian[upper_i, upper_j] = hessian[upper_j, upper_i] = (pp - pm - mp + mm) / (4 * step**2)
+    return float(center), gradient, hessian
 
 
 def _output_directions(anchor, outputs_of, rows_per_chunk: int, step: float) -> np.ndarray:

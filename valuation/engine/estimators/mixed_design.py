@@ -22,7 +22,7 @@ from math import comb
 import numpy as np
 
 from ..oracle import CoalitionOracle
-from .stratified import _ENUMERATE_LIMIT, PairedStratifiedDesign, _representatives
+from .stratified import _ENUMERATE_LIMIT, PairedStratifiedDesign, _representatives, draw_unseen
 
 __all__ = ["MixedDesign"]
 
@@ -130,20 +130,7 @@ class MixedDesign(PairedStratifiedDesign):
             order = self._single_candidates(s)
             start = self.single_taken[s]
             return order[start : start + count]
-        seen = self._single_seen.setdefault(s, self._pair_keys(s))
-        drawn: list[np.ndarray] = []
-        while len(drawn) < count:
-            scores = self.rng.random((2 * (count - len(drawn)), n))
-            masks = np.zeros(scores.shape, dtype=bool)
-            np.put_along_axis(masks, np.argsort(scores, axis=1)[:, :s], True, axis=1)
-            for mask in masks:
-                key = np.packbits(mask).tobytes()
-                if key not in seen:
-                    seen.add(key)
-                    drawn.append(mask)
-                    if len(drawn) == count:
-                        break
-        return np.array(drawn)
+        return draw_unseen(self.rng, n, s, count, self._single_seen.setdefault(s, self._pair_keys(s)))
 
     def _single_candidates(self, s: int) -> np.ndarray:
         """Stratum s in a random order, less the coalitions the pairs took (fixed the

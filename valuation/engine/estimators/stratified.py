@@ -28,7 +28,7 @@ import numpy as np
 from ..oracle import CoalitionOracle
 from .common import EstimatorContext, RawEstimate
 
-__all__ = ["PairedStratifiedDesign", "greg_shapley", "stratified"]
+__all__ = ["PairedStratifiedDesign", "draw_unseen", "greg_shapley", "stratified"]
 
 # Strata up to this many coalitions are shuffled in full (exact sampling without
 # replacement, nested across budgets); larger ones use rejection sampling.
@@ -146,23 +146,8 @@ class PairedStratifiedDesign:
                 self._shuffled[k] = masks[self.rng.permutation(masks.shape[0])]
             start = self.taken[k]
             return self._shuffled[k][start : start + count]
-        seen = self._seen.setdefault(k, set())
-        drawn: list[np.ndarray] = []
-        while len(drawn) < count:
-            scores = self.rng.random((2 * (count - len(drawn)), n))
-            if 2 * k == n:
-                scores[:, 0] = -1.0  # player 0 always chosen: one representative per pair
-            chosen = np.argsort(scores, axis=1)[:, :k]
-            masks = np.zeros(scores.shape, dtype=bool)
-            np.put_along_axis(masks, chosen, True, axis=1)
-            for mask in masks:
-                key = np.packbits(mask).tobytes()
-                if key not in seen:
-                    seen.add(key)
-                    drawn.append(mask)
-                    if len(drawn) == count:
-                        break
-        return np.array(drawn)
+        # k = n/2: player 0 always chosen, one representative per pair.
+        return draw_unseen(self.rng, n, k, count, self._seen.setdefault(k, set()), hold_player_zero=2 * k == n)
 
     def pairs(self) -> dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]]:
         """Per pair size k ≤ n/2: the representatives (m_k, n), their utilities and their
@@ -177,6 +162,26 @@ class PairedStratifiedDesign:
         masks = {s: np.concatenate(blocks) for s, blocks in self.masks.items()}
         values = {s: np.concatenate(blocks) for s, blocks in self.values.items()}
         return masks, values
+
+
+def draw_unseen(rng, n: int, size: int, count: int, seen: set[bytes], *, hold_player_zero: bool = False) -> np.ndarray:
+    """``count`` uniform size-``size`` coalitions (count, n) whose packed keys are not in
+    ``seen`` (which they join): rejection sampling, for strata too large to shuffle."""
+    drawn: list[np.ndarray] = []
+    while len(drawn) < count:
+        scores = rng.random((2 * (count - len(drawn)), n))
+        if hold_player_zero:
+            scores[:, 0] = -1.0
+        masks = np.zeros(scores.shape, dtype=bool)
+        np.put_along_axis(masks, np.argsort(scores, axis=1)[:, :size], True, axis=1)
+        for mask in masks:
+            key = np.packbits(mask).tobytes()
+            if key not in seen:
+                seen.add(key)
+                drawn.append(mask)
+                if len(drawn) == count:
+                    break
+    return np.array(drawn)
 
 
 @lru_cache(maxsize=256)

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..cache import masks_from_keys
+from ..expansions import central_difference_derivatives, central_difference_offsets
 from .common import EstimatorContext, RawEstimate
 from .exact import popcounts, shapley_from_table
 from .mixture_shapley import MixtureQuadratic, mixture_quadratic_shapley
@@ -72,20 +73,8 @@ class QuadraticSurrogate:
         # Central differences along the participants' updates: 2n² + 1 mixtures.
         n = game.n_players
         anchor = game.mixture_weights(np.ones((1, n), dtype=bool))[0]
-        eye = np.eye(n) * step
-        upper_i, upper_j = np.triu_indices(n, k=1)
-        cross = eye[upper_i]
-        other = eye[upper_j]
-        offsets = np.concatenate(
-            [np.zeros((1, n)), eye, -eye, cross + other, cross - other, -cross + other, -cross - other]
-        )
-        values = game.smooth_utility(anchor + offsets)
-        center, plus, minus = values[0], values[1 : n + 1], values[n + 1 : 2 * n + 1]
-        pairs = upper_i.size
-        pp, pm, mp, mm = (values[2 * n + 1 + q * pairs : 2 * n + 1 + (q + 1) * pairs] for q in range(4))
-        gradient = (plus - minus) / (2 * step)
-        hessian = np.diag((plus - 2 * center + minus) / step**2)
-        hessian[upper_i, upper_j] = hessian[upper_j, upper_i] = (pp - pm - mp + mm) / (4 * step**2)
+        offsets = central_difference_offsets(n, step)
+        center, gradient, hessian = central_difference_derivatives(game.smooth_utility(anchor + offsets), n, step)
         return cls(anchor=anchor, constant=float(center), gradient=gradient, hessian=hessian, origin=f"finite differences ({offsets.shape[0]} mixtures)")
 
     def of_mixtures(self, mixtures: np.ndarray) -> np.ndarray:
