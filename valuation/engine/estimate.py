@@ -243,10 +243,11 @@ def _split_budget(runs: list[_Run], active: list[int], changes: np.ndarray, budg
     σ_t is measured by a pilot estimate of each round: its method's minimum plus a share
     of ``PILOT_SHARE`` of the budget in proportion to how much utility the round moves
     (a round's absolute error scales with its |U(N) - U(∅)|). The pilot's coalitions
-    count against the round's budget, and its values are merged into the final estimate
-    (``_Run.absorb``), so nothing is bought twice or thrown away. Returns the pilots'
-    values and standard errors by round. When the budget cannot pay every round's
-    minimum twice, there are no pilots and the |ΔU| split is the allocation.
+    stay known to the round's oracle and count against its budget; the final estimate
+    reuses those it draws again (the border strata always), and its values replace the
+    pilot's (merging them would count the shared coalitions twice). When the budget
+    cannot pay every round's minimum twice, there are no pilots and the |ΔU| split is
+    the allocation.
     """
     for run in runs:
         run.budget = run.oracle.budget = 2

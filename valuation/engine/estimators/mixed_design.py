@@ -110,17 +110,7 @@ class MixedDesign(PairedStratifiedDesign):
                     raise RuntimeError(f"pair size {k} already draws singles")
                 batch.append((k, self._draw(k, count)))
                 self.taken[k] += count
-        stacked = np.concatenate([np.concatenate([r, ~r]) for _, r in batch])
-        values = oracle.evaluate(stacked)
-        offset = 0
-        for k, reps in batch:
-            count = reps.shape[0]
-            own, complement = values[offset : offset + count], values[offset + count : offset + 2 * count]
-            self._pair_blocks.setdefault(k, []).append((reps, own, complement))
-            for size, block, block_values in ((k, reps, own), (self.n - k, ~reps, complement)):
-                self.masks.setdefault(size, []).append(block)
-                self.values.setdefault(size, []).append(block_values)
-            offset += 2 * count
+        self._evaluate_pairs(oracle, batch)
 
     def _draw_single(self, s: int, count: int) -> np.ndarray:
         """``count`` new coalitions of size s, uniformly among those not yet evaluated."""

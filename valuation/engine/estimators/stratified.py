@@ -124,19 +124,22 @@ class PairedStratifiedDesign:
             representatives = self._draw(k, count)
             self.taken[k] += count
             new_masks.append((k, representatives))
-        if not new_masks:
-            return
-        stacked = np.concatenate([np.concatenate([r, ~r]) for _, r in new_masks])
-        values = oracle.evaluate(stacked)
+        if new_masks:
+            self._evaluate_pairs(oracle, new_masks)
+
+    def _evaluate_pairs(self, oracle: CoalitionOracle, batch: list[tuple[int, np.ndarray]]) -> None:
+        """Evaluate each ``(k, representatives)`` with its complements in one oracle call
+        and record both sides, as strata and as pairs."""
+        values = oracle.evaluate(np.concatenate([np.concatenate([r, ~r]) for _, r in batch]))
         offset = 0
-        for k, representatives in new_masks:
+        for k, representatives in batch:
             count = representatives.shape[0]
             own, complement = values[offset : offset + count], values[offset + count : offset + 2 * count]
             self._pair_blocks.setdefault(k, []).append((representatives, own, complement))
-            for size, block in ((k, representatives), (self.n - k, ~representatives)):
+            for size, block, block_values in ((k, representatives, own), (self.n - k, ~representatives, complement)):
                 self.masks.setdefault(size, []).append(block)
-                self.values.setdefault(size, []).append(values[offset : offset + count])
-                offset += count
+                self.values.setdefault(size, []).append(block_values)
+            offset += 2 * count
 
     def _draw(self, k: int, count: int) -> np.ndarray:
         n = self.n
