@@ -74,6 +74,18 @@ def test_95_percent_intervals_cover_the_exact_values_for_most_players_across_see
     assert np.mean(covered) >= 0.85
 
 
+def test_budgets_too_small_for_a_pilot_return_the_working_models_values_with_honest_intervals():
+    exact = estimate(UNANIMITY, method="exact").values
+    covered = []
+    for seed in range(16):
+        scarce = estimate(UNANIMITY, method="stratified", budget=60, seed=seed)
+        assert scarce.metadata["estimate"] == "regression"
+        assert abs(scarce.values.sum() - scarce.total) < 1e-9
+        covered.append(np.abs(scarce.values - exact) <= 1.96 * scarce.stderr + 1e-9)
+    assert np.mean(covered) >= 0.85
+    assert estimate(UNANIMITY, method="stratified", budget=300, seed=0).metadata["estimate"] == "regression-adjusted"
+
+
 def test_pairs_give_way_to_single_coalitions_only_where_the_complement_is_redundant():
     voting = estimate(SELF_DUAL_VOTING, method="stratified", budget=200, seed=0)
     unanimity = estimate(UNANIMITY, method="stratified", budget=300, seed=0)

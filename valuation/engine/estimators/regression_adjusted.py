@@ -36,7 +36,14 @@ import numpy as np
 
 from .odd_model import OddFourierModel
 
-__all__ = ["Stratum", "flat_group_variance", "regression_adjusted_estimate", "residual_range", "residual_strata"]
+__all__ = [
+    "Stratum",
+    "flat_group_variance",
+    "model_estimate",
+    "regression_adjusted_estimate",
+    "residual_range",
+    "residual_strata",
+]
 
 
 @dataclass
@@ -120,6 +127,13 @@ def regression_adjusted_estimate(
             variance += _pair_covariance(n, k, strata, groups)
     estimate = total / n + correction / n
     return estimate, np.sqrt(np.maximum(variance, 0.0)) / n
+
+
+def model_estimate(n: int, model: OddFourierModel, strata: dict[int, Stratum], total: float) -> np.ndarray:
+    """The working model's part alone, ``total/n + (1/n) Σ_s c_s Δ_s(f)``: the regression
+    estimate, without the sampled correction."""
+    effect = sum((strata[s].scale if s in strata else 1.0) * model.stratum_effect(s) for s in range(1, n))
+    return total / n + np.asarray(effect, dtype=np.float64) / n
 
 
 @dataclass
