@@ -219,6 +219,16 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBIL
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
+# Valuation runs (docs/operations.md): the largest budget a request may ask for; the
+# coalitions per chunk of work (one task each; part of every run's input digest, since
+# the chunking moves sampled estimates); a chunk's time limits (soft: the run fails with a
+# readable error; hard: the worker child is killed), which the visibility timeout must
+# exceed; and how often a chunk is retried after a transient error (database, storage).
+VALUATION_MAX_BUDGET = env_int("VALUATION_MAX_BUDGET", 10_000_000)
+VALUATION_CHUNK_BUDGET = env_int("VALUATION_CHUNK_BUDGET", 20_000)
+VALUATION_TASK_SOFT_TIME_LIMIT = env_int("VALUATION_TASK_SOFT_TIME_LIMIT", 3600)
+VALUATION_TASK_TIME_LIMIT = env_int("VALUATION_TASK_TIME_LIMIT", 3900)
+VALUATION_TASK_MAX_RETRIES = env_int("VALUATION_TASK_MAX_RETRIES", 5)
 
 # Rate limits (core/throttling.py): per API key, per signed-in user, per anonymous address;
 # "N/second|minute|hour|day", or empty for none. Counters live in the cache (CACHE_URL).

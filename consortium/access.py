@@ -28,6 +28,7 @@ class Capability(StrEnum):
     START_VALUATION = "start_valuation"
     SET_TRANSPARENCY = "set_transparency"
     VIEW_LEDGER = "view_ledger"  # ledger entries and proofs; participants only their own
+    VIEW_VALUATIONS = "view_valuations"  # valuation runs; participants see figures per transparency
 
 
 _STAFF_READ = {
@@ -37,6 +38,7 @@ _STAFF_READ = {
     Capability.VIEW_AUDIT,
     Capability.VIEW_API_KEYS,
     Capability.VIEW_LEDGER,
+    Capability.VIEW_VALUATIONS,
 }
 
 ROLE_CAPABILITIES: dict[str, frozenset[Capability]] = {
@@ -45,13 +47,15 @@ ROLE_CAPABILITIES: dict[str, frozenset[Capability]] = {
         _STAFF_READ | {Capability.UPLOAD_VALIDATION, Capability.START_VALUATION, Capability.SET_TRANSPARENCY}
     ),
     Role.AUDITOR: frozenset(_STAFF_READ),
-    Role.PARTICIPANT: frozenset({Capability.VIEW, Capability.VIEW_LEDGER}),
+    Role.PARTICIPANT: frozenset({Capability.VIEW, Capability.VIEW_LEDGER, Capability.VIEW_VALUATIONS}),
 }
 
 SCOPE_CAPABILITIES: dict[str, frozenset[Capability]] = {
     Scope.INGEST: frozenset({Capability.VIEW, Capability.VIEW_ALL, Capability.INGEST}),
     Scope.VALIDATION: frozenset({Capability.VIEW, Capability.VIEW_ALL, Capability.UPLOAD_VALIDATION}),
-    Scope.VALUATION: frozenset({Capability.VIEW, Capability.VIEW_ALL, Capability.START_VALUATION}),
+    Scope.VALUATION: frozenset(
+        {Capability.VIEW, Capability.VIEW_ALL, Capability.START_VALUATION, Capability.VIEW_VALUATIONS}
+    ),
     Scope.READ: frozenset(_STAFF_READ),
 }
 
@@ -190,7 +194,8 @@ def figures_visibility(principal: Principal, consortium: Consortium) -> str:
     """How much of other participants' figures the caller sees: 'all', 'ranks' or 'own'.
 
     Staff and keys see all; participant users see what the consortium's transparency
-    setting allows. Later features (contribution reports, statements) must go through this.
+    setting allows. Valuation scores go through this; so must contribution reports and
+    statements.
     """
     if principal.can(consortium, Capability.VIEW_ALL):
         return Transparency.ALL

@@ -129,13 +129,21 @@ class IdempotentWrite:
             method=request.method, path=request.path, body_digest=body_digest,
         )
 
-    def run(self, write: Callable[[], tuple[Any, bool]], render: Callable[[Any], Any]) -> Response:
+    def run(
+        self,
+        write: Callable[[], tuple[Any, bool]],
+        render: Callable[[Any], Any],
+        *,
+        created_status: int = status.HTTP_201_CREATED,
+    ) -> Response:
+        """``created_status`` answers a first request that created something (202 for work
+        that goes on after the answer)."""
         with transaction.atomic():
             replay = idempotency_replay(self.idempotent)
             if replay is not None:
                 return Response(replay.response_body, status=status.HTTP_200_OK)
             obj, created = write()
             body = render(obj)
-            code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
+            code = created_status if created else status.HTTP_200_OK
             idempotency_store(self.idempotent, status=code, body=body)
             return Response(body, status=code)

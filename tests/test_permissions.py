@@ -9,8 +9,10 @@ Callers (columns, in this order):
   foreign     an API key (all scopes) of another consortium
 Pages use sign-in sessions only, so API keys are anonymous there (302 to the login page).
 
-The consortium has participants alpha and beta. Its ledger holds an income receipt, an
-entry concerning alpha, one concerning only beta, and a checkpoint over all three. The
+The consortium has participants alpha and beta and a training run with one round of both,
+valued once (succeeded) and requested a second time (queued). Its ledger holds that
+valuation's record, an income receipt, an entry concerning alpha, one concerning only
+beta, and a checkpoint over them all. The
 ledger's checkpoints and consistency proofs are deployment-wide, so anyone who may read
 some consortium's ledger (outsider, foreign) reads them.
 
@@ -32,7 +34,13 @@ from consortium.access import Principal
 from ledger.services import checkpoint_create, entry_append
 from tests.factories import ApiKeyFactory, ConsortiumFactory, MembershipFactory, ParticipantFactory
 from tests.valuation.conftest import LOGISTIC_SPEC, logistic_arrays, npz_bytes, validation_arrays
-from valuation.services import training_run_create
+from valuation.services import (
+    global_weights_upload,
+    training_run_create,
+    update_upload,
+    validation_set_upload,
+    valuation_run_start,
+)
 
 CALLERS = ["anon", "fin", "gov", "aud", "participant", "outsider", "revoked",
            "ingest", "validation", "valuation", "read", "foreign"]
@@ -97,6 +105,20 @@ MATRIX = [
                                                                   "401 200 200 200 200 200 401 403 403 403 200 200"),
     # Public, but a revoked key is still refused rather than silently ignored.
     ("GET", "/api/v1/ledger/public-key/", None, None,             "200 200 200 200 200 200 401 200 200 200 200 200"),
+    # Valuation runs: started by finance, governance and valuation keys; read by staff, the
+    # participant (its figures per transparency) and valuation or read keys. The run in
+    # {vrun} has succeeded (cancelling it is a 409); {queued_vrun} is still queued.
+    ("GET", "/api/v1/valuation-runs/", None, None,                "401 200 200 200 200 200 401 403 403 200 200 200"),
+    ("POST", "/api/v1/valuation-runs/", lambda w: {"training_run": str(w["run"].pk), "method": "exact"}, "json",
+                                                                  "401 202 202 403 403 404 401 403 403 202 403 404"),
+    ("GET", "/api/v1/valuation-runs/{vrun}/", None, None,         "401 200 200 200 200 404 401 403 403 200 200 404"),
+    ("POST", "/api/v1/valuation-runs/{vrun}/cancel/", None, "json",
+                                                                  "401 409 409 403 403 404 401 403 403 409 403 404"),
+    ("POST", "/api/v1/valuation-runs/{queued_vrun}/cancel/", None, "json",
+                                                                  "401 200 200 403 403 404 401 403 403 200 403 404"),
+    ("GET", "/api/v1/valuation-runs/{vrun}/results/", None, None, "401 200 200 200 200 404 401 403 403 200 200 404"),
+    ("GET", "/api/v1/valuation-runs/{vrun}/results.csv", None, None,
+                                                                  "401 200 200 200 200 404 401 403 403 200 200 404"),
     ("GET", "/api/v1/schema/", None, None,                        "200 200 200 200 200 200 401 200 200 200 200 200"),
     ("GET", "/api/v1/docs/", None, None,                          "200 200 200 200 200 200 401 200 200 200 200 200"),
     ("GET", "/healthz", None, None,                               "200 200 200 200 200 200 200 200 200 200 200 200"),
@@ -126,8 +148,25 @@ def _ledger_transfer(consortium, payee: str):
                                   (f"participant_payable:{payee}", Decimal("1"), "EUR")])
 
 
+def _valued(run, keys, capture):
+    """Upload round 5 of alpha and beta with a validation set, and value it (in-process):
+    a succeeded valuation run, and a queued one whose tasks never ran."""
+    actor = Principal(api_key=keys["ingest"])
+    with capture(execute=True):
+        validation_set_upload(actor=actor, training_run=run, data=npz_bytes(**validation_arrays(seed=9)))
+        global_weights_upload(actor=actor, training_run=run, round=5, data=npz_bytes(**logistic_arrays(0)))
+        for seed, participant in enumerate(run.consortium.participants.order_by("slug"), start=1):
+            update_upload(actor=actor, training_run=run, round=5, participant=participant,
+                          data=npz_bytes(**logistic_arrays(seed)), num_examples=10 * seed)
+    with capture(execute=True):
+        succeeded = valuation_run_start(actor=actor, training_run=run, method="exact", seed=1)
+    with capture(execute=False):
+        queued = valuation_run_start(actor=actor, training_run=run, method="exact", seed=2)
+    return succeeded, queued
+
+
 @pytest.fixture
-def world(db):
+def world(db, django_capture_on_commit_callbacks):
     consortium = ConsortiumFactory(slug="acme")
     alpha = ParticipantFactory(consortium=consortium, slug="alpha")
     ParticipantFactory(consortium=consortium, slug="beta")
@@ -142,6 +181,7 @@ def world(db):
     users["outsider"] = MembershipFactory(consortium=other, role="finance").user
     run = training_run_create(actor=Principal(api_key=keys["ingest"]), consortium=consortium, name="r",
                               model_family="logistic", task="binary", metric="auc", parameter_spec=LOGISTIC_SPEC)
+    succeeded, queued = _valued(run, keys, django_capture_on_commit_callbacks)
     target_key = ApiKeyFactory(consortium=consortium, scopes=["read"])
     entry_append(consortium=consortium, kind="transaction", body={"memo": "receipt"}, actor="system:test",
                  reference_type="revenue_pool", reference_id="pool-1",
@@ -155,7 +195,7 @@ def world(db):
         "slug": consortium.slug, "run": run.pk, "key_id": target_key.pk, "alpha": alpha.slug,
         "alpha_seq": alpha_entry.seq, "beta_seq": beta_entry.seq,
         "missing_seq": checkpoint.tree_size,  # the next seq: no entry has it yet
-        "tree_size": checkpoint.tree_size,
+        "tree_size": checkpoint.tree_size, "vrun": succeeded.pk, "queued_vrun": queued.pk,
     }
     return {"consortium": consortium, "run": run, "keys": keys, "users": users, "url_values": url_values}
 

@@ -1,11 +1,22 @@
-"""Read models of training runs: rounds and who has uploaded what."""
+"""Read models of training runs (rounds and who has uploaded what) and valuation runs
+(progress, and scores as the caller may see them)."""
 
 from __future__ import annotations
 
 from collections import defaultdict
 
-from consortium.access import Principal, visible_participants
-from valuation.models import GlobalWeights, ParticipantUpdate, TrainingRun, ValidationSet
+from django.db.models import Count, Q
+
+from consortium.access import Principal, figures_visibility, visible_participants
+from consortium.models import Transparency
+from valuation.models import (
+    GlobalWeights,
+    ParticipantScore,
+    ParticipantUpdate,
+    TrainingRun,
+    ValidationSet,
+    ValuationRun,
+)
 
 
 def training_run_rounds(*, principal: Principal, training_run: TrainingRun) -> list[dict]:
@@ -30,3 +41,46 @@ def training_run_rounds(*, principal: Principal, training_run: TrainingRun) -> l
 
 def validation_set_active(*, training_run: TrainingRun) -> ValidationSet | None:
     return training_run.validation_sets.filter(is_active=True).select_related("payload").first()
+
+
+def valuation_run_progress(*, valuation_run: ValuationRun) -> dict:
+    """Evaluations done of the planned total (None for tolerance runs) and chunks done."""
+    chunks = valuation_run.chunks.aggregate(total=Count("id"), done=Count("id", filter=Q(done=True)))
+    return {
+        "done": valuation_run.progress_done,
+        "total": valuation_run.progress_total or None,
+        "chunks_done": chunks["done"],
+        "chunks_total": chunks["total"],
+    }
+
+
+def valuation_run_scores(*, principal: Principal, valuation_run: ValuationRun) -> list[dict]:
+    """The run's scores as the caller may see them (``figures_visibility``): every figure
+    for staff and keys; for a participant user its own row, plus everyone's rank where the
+    consortium publishes ranks, or every row where it publishes all figures."""
+    if valuation_run.status != ValuationRun.Status.SUCCEEDED:
+        return []
+    consortium = valuation_run.consortium
+    visibility = figures_visibility(principal, consortium)
+    own = principal.own_participant(consortium)
+    rows = []
+    for score in valuation_run.scores.select_related("participant").order_by("rank", "participant__slug"):
+        mine = own is not None and score.participant_id == own.pk
+        if visibility == Transparency.ALL or mine:
+            rows.append(_score_row(score))
+        elif visibility == Transparency.RANKS:
+            rows.append({"participant": score.participant.slug, "rank": score.rank})
+    return rows
+
+
+def _score_row(score: ParticipantScore) -> dict:
+    return {
+        "participant": score.participant.slug,
+        "value": score.value,
+        "stderr": score.stderr,
+        "ci_low": score.ci_low,
+        "ci_high": score.ci_high,
+        "share": score.share,
+        "rank": score.rank,
+        "per_round": score.per_round,
+    }

@@ -1,9 +1,10 @@
-"""Input and output shapes of the coordinator's API (DESIGN.md section 7)."""
+"""Input and output shapes of the coordinator's API (DESIGN.md section 7): training runs,
+their uploads, and valuation runs."""
 
 from rest_framework import serializers
 
 from valuation.engine import METRICS, TASKS, model_family_names
-from valuation.models import GlobalWeights, ParticipantUpdate, TrainingRun, ValidationSet
+from valuation.models import GlobalWeights, ParticipantUpdate, TrainingRun, ValidationSet, ValuationRun
 from valuation.services.uploads import MAX_NUM_EXAMPLES
 from valuation.spec import DTYPES
 
@@ -113,3 +114,63 @@ class UpdateUploadInput(serializers.Serializer):
 
 class FileUploadInput(serializers.Serializer):
     file = serializers.FileField(help_text=".npz file")
+
+
+# -- valuation runs ----------------------------------------------------------------------
+
+
+class ValuationRunInput(serializers.Serializer):
+    training_run = serializers.UUIDField()
+    method = serializers.CharField(max_length=32, default="auto")  # checked by the service, against the engine
+    budget = serializers.IntegerField(min_value=1, required=False, allow_null=True)
+    tolerance = serializers.FloatField(required=False, allow_null=True)
+    seed = serializers.IntegerField(min_value=0, max_value=2**63 - 1, required=False, allow_null=True,
+                                    help_text="Recorded; drawn at random when omitted.")
+    metric = serializers.CharField(max_length=32, required=False, allow_null=True,
+                                   help_text="Defaults to the training run's metric.")
+    rounds = serializers.ListField(child=serializers.IntegerField(min_value=0, max_value=1_000_000), required=False,
+                                   allow_null=True, allow_empty=False, max_length=100_000,
+                                   help_text="Defaults to every round with global weights and updates.")
+
+
+class ScoreOutput(serializers.Serializer):
+    participant = serializers.CharField()
+    rank = serializers.IntegerField()
+    value = serializers.FloatField(required=False)
+    stderr = serializers.FloatField(required=False)
+    ci_low = serializers.FloatField(required=False)
+    ci_high = serializers.FloatField(required=False)
+    share = serializers.FloatField(required=False, allow_null=True)
+    per_round = serializers.DictField(child=serializers.FloatField(), required=False,
+                                      help_text="Round number → value in that round (rounds the participant was in).")
+
+
+class ProgressOutput(serializers.Serializer):
+    done = serializers.IntegerField(help_text="Coalition evaluations done.")
+    total = serializers.IntegerField(allow_null=True, help_text="Planned evaluations; null for a tolerance run.")
+    chunks_done = serializers.IntegerField()
+    chunks_total = serializers.IntegerField()
+
+
+class ValuationRunOutput(serializers.Serializer):
+    id = serializers.UUIDField()
+    consortium = serializers.CharField(source="consortium.slug")
+    training_run = serializers.UUIDField(source="training_run_id")
+    rounds = serializers.ListField(child=serializers.IntegerField())
+    method = serializers.CharField()
+    budget = serializers.IntegerField(allow_null=True)
+    tolerance = serializers.FloatField(allow_null=True)
+    seed = serializers.IntegerField()
+    metric = serializers.CharField()
+    status = serializers.ChoiceField(choices=ValuationRun.Status.choices)
+    progress = ProgressOutput(source="progress_view")
+    input_digest = serializers.CharField()
+    engine_version = serializers.CharField()
+    evaluations = serializers.IntegerField(allow_null=True, help_text="Distinct coalitions evaluated.")
+    error_message = serializers.CharField()
+    ledger_entry = serializers.IntegerField(source="ledger_entry_seq", allow_null=True)
+    details = serializers.JSONField()
+    created_at = serializers.DateTimeField()
+    started_at = serializers.DateTimeField(allow_null=True)
+    finished_at = serializers.DateTimeField(allow_null=True)
+    scores = ScoreOutput(many=True, source="visible_scores", help_text="Empty until the run has succeeded.")

@@ -1,9 +1,42 @@
-"""Celery tasks of the valuation app: they take ids and call services."""
+"""Celery tasks of the valuation app: they take ids and call services.
 
-from celery import shared_task
+A valuation run is three kinds of task: ``valuation_run_plan_task`` cuts the run into
+chunks and fans them out as a group; every ``valuation_chunk_task`` computes one chunk,
+and the one that completes the last chunk enqueues ``valuation_run_finish_task``. Every
+step is idempotent (see :mod:`valuation.services.valuation_work`), acknowledged late and
+rejected back to the queue when its worker is lost, so a run survives a killed worker.
+Transient errors (database, storage) are retried with bounded exponential backoff; any
+other error, a chunk that keeps failing or one past its time limit fails the run with
+a readable message and no ledger entry.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+
+from celery import group, shared_task
+from celery.exceptions import SoftTimeLimitExceeded
+from django.conf import settings
 from django.db import DatabaseError
 
 from valuation.services import payload_verify
+from valuation.services.valuation_runs import valuation_run_fail
+from valuation.services.valuation_work import valuation_chunk_run, valuation_run_finish, valuation_run_plan
+
+logger = logging.getLogger(__name__)
+
+TRANSIENT = (DatabaseError, OSError)
+BACKOFF_MAX_SECONDS = 300
+
+_VALUATION_TASK = {
+    "bind": True,
+    "acks_late": True,
+    "reject_on_worker_lost": True,
+    "max_retries": settings.VALUATION_TASK_MAX_RETRIES,
+    "soft_time_limit": settings.VALUATION_TASK_SOFT_TIME_LIMIT,
+    "time_limit": settings.VALUATION_TASK_TIME_LIMIT,
+}
 
 
 @shared_task(
@@ -18,3 +51,46 @@ from valuation.services import payload_verify
 def payload_verify_task(self, sha256: str) -> dict:
     payload = payload_verify(sha256=sha256)
     return {"sha256": payload.sha256, "verified_at": payload.verified_at.isoformat()}
+
+
+def _guarded(task, run_id: str, what: str, step):
+    """Run ``step()``; retry transient errors with backoff, fail the run on anything else."""
+    try:
+        return step()
+    except SoftTimeLimitExceeded:
+        message = f"{what} ran past its time limit of {task.soft_time_limit} s; raise VALUATION_TASK_SOFT_TIME_LIMIT or lower VALUATION_CHUNK_BUDGET."
+    except TRANSIENT as exc:
+        if not task.request.is_eager and task.request.retries < task.max_retries:
+            countdown = min(2 ** (task.request.retries + 1), BACKOFF_MAX_SECONDS) * (0.5 + random.random() / 2)
+            raise task.retry(exc=exc, countdown=countdown) from exc
+        message = f"{what} kept failing ({task.request.retries + 1} attempts): {type(exc).__name__}: {exc}"
+    except Exception as exc:  # deterministic: retrying would fail the same way
+        logger.exception("valuation task failed", extra={"valuation_run": run_id})
+        message = f"{what} failed: {type(exc).__name__}: {exc}"
+    valuation_run_fail(valuation_run_id=run_id, message=message)
+    return None
+
+
+@shared_task(**_VALUATION_TASK)
+def valuation_run_plan_task(self, valuation_run_id: str) -> int:
+    pending = _guarded(self, valuation_run_id, "planning", lambda: valuation_run_plan(valuation_run_id=valuation_run_id))
+    if pending:
+        group(
+            valuation_chunk_task.si(valuation_run_id, chunk_id).set(task_id=f"valuation-chunk-{chunk_id}")
+            for chunk_id in pending
+        ).apply_async()
+    return len(pending or [])
+
+
+@shared_task(**_VALUATION_TASK)
+def valuation_chunk_task(self, valuation_run_id: str, chunk_id: int) -> bool:
+    last = _guarded(self, valuation_run_id, f"chunk {chunk_id}", lambda: valuation_chunk_run(chunk_id=chunk_id))
+    if last:
+        valuation_run_finish_task.delay(valuation_run_id)
+    return bool(last)
+
+
+@shared_task(**_VALUATION_TASK)
+def valuation_run_finish_task(self, valuation_run_id: str) -> str | None:
+    run = _guarded(self, valuation_run_id, "finishing", lambda: valuation_run_finish(valuation_run_id=valuation_run_id))
+    return None if run is None else run.status

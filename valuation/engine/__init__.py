@@ -12,6 +12,9 @@ See docs/valuation.md for the methods and their guarantees. (The module that def
 function.)
 """
 
+# Bumped whenever a change can move any estimate; valuation runs record it in their input digest.
+__version__ = "2026.12.1"
+
 from .cache import CoalitionCache, InMemoryCoalitionCache, coalition_keys
 from .estimate import METHODS, default_budget, estimate
 from .families import (
