@@ -1,5 +1,5 @@
 """Fuzzing the whole API from its OpenAPI schema: no input gives a 5xx, every answer under
-/api/v1/ is JSON, and every refusal carries the documented error body.
+/api/v1/ is JSON (a CSV download is CSV), and every refusal carries the documented error body.
 
 schemathesis turns each operation of the schema into a hypothesis strategy, in two modes:
 inputs the schema allows (positive) and inputs it forbids (negative). Each operation is tried
@@ -34,7 +34,13 @@ from consortium.access import Principal
 from ledger.services import checkpoint_create, entry_append
 from tests.factories import ApiKeyFactory, MembershipFactory, ParticipantFactory
 from tests.valuation.conftest import LOGISTIC_SPEC, logistic_arrays, npz_bytes, validation_arrays
-from valuation.services import global_weights_upload, training_run_create, update_upload, validation_set_upload
+from valuation.services import (
+    global_weights_upload,
+    training_run_create,
+    update_upload,
+    validation_set_upload,
+    valuation_run_start,
+)
 
 pytestmark = pytest.mark.django_db
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "8"))
@@ -45,17 +51,22 @@ REPORT = os.environ.get("FUZZ_REPORT")
 
 
 @pytest.fixture
-def world(consortium):
+def world(consortium, django_capture_on_commit_callbacks):
     alpha = ParticipantFactory(consortium=consortium, slug="alpha")
     ParticipantFactory(consortium=consortium, slug="beta")
     key = ApiKeyFactory(consortium=consortium, scopes=["ingest", "validation", "valuation", "read"])
     actor = Principal(api_key=key)
     run = training_run_create(actor=actor, consortium=consortium, name="fuzzed", model_family="logistic",
                               task="binary", metric="auc", parameter_spec=LOGISTIC_SPEC)
-    global_weights_upload(actor=actor, training_run=run, round=0, data=npz_bytes(**logistic_arrays(1)))
-    update_upload(actor=actor, training_run=run, round=0, participant=alpha, data=npz_bytes(**logistic_arrays(2)),
-                  num_examples=50)
-    validation_set_upload(actor=actor, training_run=run, data=npz_bytes(**validation_arrays()))
+    with django_capture_on_commit_callbacks(execute=True):  # publish the uploads' files, as a commit would
+        global_weights_upload(actor=actor, training_run=run, round=0, data=npz_bytes(**logistic_arrays(1)))
+        update_upload(actor=actor, training_run=run, round=0, participant=alpha,
+                      data=npz_bytes(**logistic_arrays(2)), num_examples=50)
+        validation_set_upload(actor=actor, training_run=run, data=npz_bytes(**validation_arrays()))
+    with django_capture_on_commit_callbacks(execute=True):  # and value them, in-process
+        valuation = valuation_run_start(actor=actor, training_run=run, method="exact", seed=1)
+    valuation.refresh_from_db()
+    assert valuation.status == "succeeded", valuation.error_message
     entry_append(consortium=consortium, kind="transaction", body={"memo": "receipt"}, actor="system:test",
                  reference_type="revenue_pool", reference_id="pool-1",
                  postings=[("consortium_income", Decimal("-10"), "EUR"),
@@ -65,7 +76,7 @@ def world(consortium):
     revocable = ApiKeyFactory(consortium=consortium, scopes=["read"])  # not the fuzzer's own key
     return {"key": key, "users": users, "path_parameters": {
         "slug": consortium.slug, "run_id": str(run.pk), "participant_slug": "alpha", "t": 1,
-        "key_id": str(revocable.pk), "seq": 0, "tree_size": 1}}
+        "key_id": str(revocable.pk), "seq": 0, "tree_size": 1, "valuation_run_id": str(valuation.pk)}}
 
 
 def _client(world, caller: str) -> Client:
@@ -117,6 +128,9 @@ def send(client: Client, case):
 def check(label: str, response, seen: Counter) -> None:
     seen[response.status_code] += 1
     assert response.status_code < 500, (label, response.status_code, response.content[:500])
+    if label.endswith(".csv") and response.status_code == 200:
+        assert response["Content-Type"].startswith("text/csv"), (label, response["Content-Type"])
+        return
     assert response["Content-Type"].startswith("application/json"), (label, response["Content-Type"])
     if response.status_code >= 400:
         assert set(response.json()) == {"error"} and response.json()["error"]["message"], response.content[:300]

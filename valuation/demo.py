@@ -1,4 +1,5 @@
-"""A demo training run: simulated factories train a shared failure predictor by FedAvg.
+"""A demo training run: simulated factories train a shared failure predictor by FedAvg,
+and its valuation.
 
 Called by ``seed_demo`` (the ``demo`` app); idempotent per seed.
 
@@ -15,8 +16,14 @@ import numpy as np
 
 from consortium.access import Principal
 from consortium.models import Consortium
-from valuation.models import TrainingRun
-from valuation.services import global_weights_upload, training_run_create, update_upload, validation_set_upload
+from valuation.models import TrainingRun, ValuationRun
+from valuation.services import (
+    global_weights_upload,
+    training_run_create,
+    update_upload,
+    validation_set_upload,
+    valuation_run_start,
+)
 
 FEATURES = 6
 TRUE_COEF = np.array([1.4, -0.9, 0.7, 0.0, 0.5, -1.1])
@@ -80,3 +87,12 @@ def valuation_demo_seed(*, consortium: Consortium, actor: Principal, seed: int, 
         coef = coef + sum(n * d for n, d, _ in deltas) / total
         intercept = np.float64(intercept + sum(n * d for n, _, d in deltas) / total)
     return run
+
+
+def valuation_demo_value(*, training_run: TrainingRun, actor: Principal, seed: int) -> ValuationRun:
+    """Value every round exactly (the demo has few factories); the workers, or without a
+    broker the same code in-process, run once the caller's transaction commits."""
+    existing = training_run.valuation_runs.filter(seed=seed).exclude(status=ValuationRun.Status.FAILED).first()
+    if existing is not None:
+        return existing
+    return valuation_run_start(actor=actor, training_run=training_run, method="exact", seed=seed)

@@ -84,23 +84,23 @@ class ValuationRunListCreate(ListAPIView):
 
 class ValuationRunDetail(APIView):
     @extend_schema(responses=s.ValuationRunOutput)
-    def get(self, request, run_id):
+    def get(self, request, valuation_run_id):
         principal = principal_for(request)
-        return Response(valuation_run_body(principal, valuation_run_get(principal, run_id)))
+        return Response(valuation_run_body(principal, valuation_run_get(principal, valuation_run_id)))
 
 
 class ValuationRunCancel(APIView):
     parser_classes = [JSONParser]
 
     @extend_schema(request=None, responses=s.ValuationRunOutput)
-    def post(self, request, run_id):
+    def post(self, request, valuation_run_id):
         principal = principal_for(request)
-        run = valuation_run_get(principal, run_id, Capability.START_VALUATION)
+        run = valuation_run_get(principal, valuation_run_id, Capability.START_VALUATION)
         return Response(valuation_run_body(principal, services.valuation_run_cancel(actor=principal, valuation_run=run)))
 
 
-def _succeeded(principal, run_id) -> tuple[ValuationRun, list[dict]]:
-    run = valuation_run_get(principal, run_id)
+def _succeeded(principal, valuation_run_id) -> tuple[ValuationRun, list[dict]]:
+    run = valuation_run_get(principal, valuation_run_id)
     if run.status != ValuationRun.Status.SUCCEEDED:
         raise Conflict(f"The valuation run is {run.status}; results exist once it has succeeded.")
     return run, valuation_run_scores(principal=principal, valuation_run=run)
@@ -108,9 +108,9 @@ def _succeeded(principal, run_id) -> tuple[ValuationRun, list[dict]]:
 
 class ValuationRunResults(APIView):
     @extend_schema(responses=s.ValuationRunOutput)
-    def get(self, request, run_id):
+    def get(self, request, valuation_run_id):
         principal = principal_for(request)
-        run, _ = _succeeded(principal, run_id)
+        run, _ = _succeeded(principal, valuation_run_id)
         return Response(valuation_run_body(principal, run))
 
 
@@ -125,9 +125,9 @@ def spreadsheet_text(value: str) -> str:
 
 class ValuationRunResultsCsv(APIView):
     @extend_schema(responses={(200, "text/csv"): OpenApiResponse(OpenApiTypes.STR)})
-    def get(self, request, run_id):
+    def get(self, request, valuation_run_id):
         principal = principal_for(request)
-        run, scores = _succeeded(principal, run_id)
+        run, scores = _succeeded(principal, valuation_run_id)
         columns = ["participant", "rank", "value", "stderr", "ci_low", "ci_high", "share"]
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")

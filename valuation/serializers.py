@@ -1,6 +1,7 @@
 """Input and output shapes of the coordinator's API (DESIGN.md section 7): training runs,
 their uploads, and valuation runs."""
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from valuation.engine import METRICS, TASKS, model_family_names
@@ -134,6 +135,8 @@ class ValuationRunInput(serializers.Serializer):
 
 
 class ScoreOutput(serializers.Serializer):
+    """A participant's score; a row the caller may only rank holds participant and rank."""
+
     participant = serializers.CharField()
     rank = serializers.IntegerField()
     value = serializers.FloatField(required=False)
@@ -173,4 +176,9 @@ class ValuationRunOutput(serializers.Serializer):
     created_at = serializers.DateTimeField()
     started_at = serializers.DateTimeField(allow_null=True)
     finished_at = serializers.DateTimeField(allow_null=True)
-    scores = ScoreOutput(many=True, source="visible_scores", help_text="Empty until the run has succeeded.")
+    scores = serializers.SerializerMethodField(help_text="Empty until the run has succeeded.")
+
+    @extend_schema_field(ScoreOutput(many=True))
+    def get_scores(self, run) -> list[dict]:
+        # Rows as the selector shaped them: a rank-only row must not grow empty figures.
+        return run.visible_scores

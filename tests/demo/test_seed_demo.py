@@ -54,3 +54,23 @@ def test_seed_demo_is_reproducible_for_a_seed():
     second = sorted(ParticipantUpdate.objects.exclude(training_run__name="renamed")
                     .values_list("participant__slug", "round", "payload_id"))
     assert first == second
+
+
+@pytest.mark.django_db(transaction=True)
+def test_seed_demo_values_its_training_run_in_process_with_the_same_numbers_for_a_seed():
+    from valuation.models import ValuationRun
+
+    run("seed_demo", "--seed", "5")
+    valuation = ValuationRun.objects.get()
+    assert valuation.status == "succeeded", valuation.error_message
+    consortium = Consortium.objects.get(slug="demo")
+    scores = dict(valuation.scores.values_list("participant__slug", "value"))
+    assert set(scores) == set(consortium.participants.values_list("slug", flat=True))
+    assert LedgerEntry.objects.filter(reference_type="valuation_run", reference_id=str(valuation.pk)).count() == 1
+    run("seed_demo", "--seed", "5")  # again: the same valuation, nothing new
+    assert ValuationRun.objects.count() == 1
+    TrainingRun.objects.update(name="renamed")
+    run("seed_demo", "--seed", "5")
+    again = ValuationRun.objects.exclude(pk=valuation.pk).get()
+    assert dict(again.scores.values_list("participant__slug", "value")) == scores
+    assert again.input_digest == valuation.input_digest

@@ -9,12 +9,12 @@ from django.db import transaction
 from consortium.audit import system_principal
 from consortium.demo import DEMO_PASSWORD, STAFF_LOGINS, consortium_demo_seed
 from ledger.demo import ledger_demo_seed
-from valuation.demo import valuation_demo_seed
+from valuation.demo import valuation_demo_seed, valuation_demo_value
 
 
 class Command(BaseCommand):
-    help = ("Create the demo consortium, its users (password 'demo'), a training run with uploads, "
-            "and the first ledger entries with a signed checkpoint.")
+    help = ("Create the demo consortium, its users (password 'demo'), a training run with uploads and its "
+            "valuation, and the first ledger entries with a signed checkpoint.")
 
     def add_arguments(self, parser):
         parser.add_argument("--seed", type=int, default=0, help="seed of every simulated number (default 0)")
@@ -24,8 +24,11 @@ class Command(BaseCommand):
         actor = system_principal()
         consortium = consortium_demo_seed(actor=actor)
         run = valuation_demo_seed(consortium=consortium, actor=actor, seed=seed)
+        valuation = valuation_demo_value(training_run=run, actor=actor, seed=seed)
         ledger_demo_seed(consortium=consortium, actor=actor)
         self.stdout.write(f"Demo consortium '{consortium.slug}' ready; training run '{run.name}' (seed {seed}).")
+        self.stdout.write(f"Valuation run {valuation.id}: computed when this command commits (by the workers, "
+                          "or in-process without a broker).")
         self.stdout.write(f"Logins (password '{DEMO_PASSWORD}'):")
         for email, role in STAFF_LOGINS:
             self.stdout.write(f"  {email:32} {role!s}")
