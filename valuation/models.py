@@ -218,7 +218,7 @@ class CoalitionUtility(models.Model):
     id = models.BigAutoField(primary_key=True)
     valuation_run = models.ForeignKey(ValuationRun, on_delete=models.CASCADE, related_name="+")
     round = models.PositiveIntegerField()
-    coalition = models.CharField(max_length=300, help_text="The bitmask key in hexadecimal.")
+    coalition = models.TextField(help_text="The bitmask key in hexadecimal (n/4 characters for n players).")
     utility = models.FloatField()
 
     class Meta:

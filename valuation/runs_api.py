@@ -19,7 +19,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from consortium.access import Capability, principal_for, require
-from core.errors import Conflict, InvalidInput
+from core.errors import Conflict, InvalidInput, NotFound
 from core.idempotency import IdempotentWrite, body_digest
 from core.parsers import JSONParser
 from valuation import serializers as s
@@ -46,7 +46,11 @@ class ValuationRunListCreate(ListAPIView):
         runs = valuation_runs_visible(principal)
         params = self.request.query_params
         if "training_run" in params:
-            runs = runs.filter(training_run=training_run_get(principal, params["training_run"]))
+            try:
+                runs = runs.filter(training_run=training_run_get(principal, params["training_run"]))
+            except NotFound:  # a filter, not the resource: a 400 that names it
+                raise InvalidInput(f"No training run {params['training_run']!r} that you may see.",
+                                   field="training_run") from None
         if "status" in params:
             if params["status"] not in ValuationRun.Status.values:
                 raise InvalidInput(f"status must be one of {', '.join(ValuationRun.Status.values)}.", field="status")

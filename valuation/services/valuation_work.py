@@ -197,7 +197,10 @@ def valuation_run_finish(*, valuation_run_id) -> ValuationRun:
         entry = entry_append(
             consortium=run.consortium, kind="record", body=_ledger_body(run, scores, evaluations),
             actor="system:valuation-worker", reference_type="valuation_run", reference_id=str(run.pk),
-            participants=[score.participant for score in scores], idempotency_key=f"valuation-run:{run.pk}",
+            # It concerns no participant on purpose: it holds every participant's figures, and a
+            # participant user reads the entries that concern it (the transparency setting
+            # decides what it sees of the others, through the API).
+            participants=(), idempotency_key=f"valuation-run:{run.pk}",
         )
         run.status, run.finished_at = ValuationRun.Status.SUCCEEDED, timezone.now()
         run.evaluations, run.details, run.ledger_entry_seq = evaluations, details, entry.seq

@@ -217,6 +217,7 @@ def test_the_list_filters_by_status_and_training_run_and_refuses_an_unknown_stat
     assert valuer.get(URL, {"status": "queued"}).json()["results"] == []
     assert valuer.get(URL, {"training_run": str(uploaded_run.id)}).json()["count"] == 1
     assert valuer.get(URL, {"status": "done"}).status_code == 400
+    assert valuer.get(URL, {"training_run": "nope"}).status_code == 400
 
 
 def test_a_participant_absent_from_a_round_gets_nothing_there(consortium, valuer, training_run, ingest_key,
@@ -238,3 +239,19 @@ def test_a_participant_absent_from_a_round_gets_nothing_there(consortium, valuer
     assert set(scores["late"]["per_round"]) == {"1"}
     assert set(scores[valued_participants[1].slug]["per_round"]) == {"0"}
     assert set(scores[valued_participants[0].slug]["per_round"]) == {"0", "1"}
+
+
+def test_the_valuation_record_is_in_the_ledger_for_staff_and_hidden_from_participant_users(
+    consortium, uploaded_run, valuer, valued_participants
+):
+    consortium.transparency = "own"
+    consortium.save()
+    seq = valuer.get(f"{URL}{_start(valuer, uploaded_run, method='exact').json()['id']}/").json()["ledger_entry"]
+    path = f"/api/v1/consortia/{consortium.slug}/ledger/entries/{seq}/"
+    staff, participant = APIClient(), APIClient()
+    staff.force_login(MembershipFactory(consortium=consortium, role="finance").user)
+    participant.force_login(
+        MembershipFactory(consortium=consortium, role="participant", participant=valued_participants[0]).user
+    )
+    assert staff.get(path).status_code == 200
+    assert participant.get(path).status_code == 404
