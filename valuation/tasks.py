@@ -13,6 +13,7 @@ a readable message and no ledger entry.
 from __future__ import annotations
 
 import logging
+import os
 import random
 
 from celery import group, shared_task
@@ -20,6 +21,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import DatabaseError
 
+from valuation.models import ValuationChunk
 from valuation.services import payload_verify
 from valuation.services.valuation_runs import valuation_run_fail
 from valuation.services.valuation_work import valuation_chunk_run, valuation_run_finish, valuation_run_plan
@@ -53,22 +55,47 @@ def payload_verify_task(self, sha256: str) -> dict:
     return {"sha256": payload.sha256, "verified_at": payload.verified_at.isoformat()}
 
 
-def _guarded(task, run_id: str, what: str, step):
-    """Run ``step()``; retry transient errors with backoff, fail the run on anything else."""
+def _guarded(task, run_id: str, what, step):
+    """Run ``step()``; retry transient errors with backoff, fail the run on anything else.
+    ``what`` names the step in the run's error message (a string, or a function that looks
+    it up only when something failed)."""
     try:
         return step()
     except SoftTimeLimitExceeded:
-        message = f"{what} ran past its time limit of {task.soft_time_limit} s; raise VALUATION_TASK_SOFT_TIME_LIMIT or lower VALUATION_CHUNK_BUDGET."
+        message = (f"{_label(what)} ran past its time limit of {task.soft_time_limit} s; raise "
+                   "VALUATION_TASK_SOFT_TIME_LIMIT or lower VALUATION_CHUNK_BUDGET.")
     except TRANSIENT as exc:
         if not task.request.is_eager and task.request.retries < task.max_retries:
             countdown = min(2 ** (task.request.retries + 1), BACKOFF_MAX_SECONDS) * (0.5 + random.random() / 2)
             raise task.retry(exc=exc, countdown=countdown) from exc
-        message = f"{what} kept failing ({task.request.retries + 1} attempts): {type(exc).__name__}: {exc}"
+        message = f"{_label(what)} kept failing ({task.request.retries + 1} attempts): {_describe(exc)}"
     except Exception as exc:  # deterministic: retrying would fail the same way
         logger.exception("valuation task failed", extra={"valuation_run": run_id})
-        message = f"{what} failed: {type(exc).__name__}: {exc}"
+        message = f"{_label(what)} failed: {_describe(exc)}"
     valuation_run_fail(valuation_run_id=run_id, message=message)
     return None
+
+
+def _describe(exc: BaseException) -> str:
+    """The error for the run's readers, without server paths: a file by its name only."""
+    if isinstance(exc, OSError) and exc.filename:
+        return f"{type(exc).__name__}: {exc.strerror}: {os.path.basename(str(exc.filename))}"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _label(what) -> str:
+    try:
+        return what() if callable(what) else what
+    except Exception:  # the label must never hide the failure it describes
+        return "a step"
+
+
+def _chunk_label(chunk_id: int):
+    def label() -> str:
+        t, index = ValuationChunk.objects.filter(pk=chunk_id).values_list("round", "index").get()
+        return f"round {t}, chunk {index}"
+
+    return label
 
 
 @shared_task(**_VALUATION_TASK)
@@ -84,7 +111,7 @@ def valuation_run_plan_task(self, valuation_run_id: str) -> int:
 
 @shared_task(**_VALUATION_TASK)
 def valuation_chunk_task(self, valuation_run_id: str, chunk_id: int) -> bool:
-    last = _guarded(self, valuation_run_id, f"chunk {chunk_id}", lambda: valuation_chunk_run(chunk_id=chunk_id))
+    last = _guarded(self, valuation_run_id, _chunk_label(chunk_id), lambda: valuation_chunk_run(chunk_id=chunk_id))
     if last:
         valuation_run_finish_task.delay(valuation_run_id)
     return bool(last)
