@@ -27,7 +27,7 @@ from django.utils import timezone
 from ledger.services import entry_append
 from valuation.chunking import ENUMERATE, plan_chunks
 from valuation.coalition_store import DatabaseCoalitionCache
-from valuation.engine import FLRoundGame, estimate
+from valuation.engine import FLRoundGame, InMemoryCoalitionCache, estimate
 from valuation.engine.cache import masks_from_keys
 from valuation.models import CoalitionUtility, ParticipantScore, TrainingRun, ValuationChunk, ValuationRun
 from valuation.npz import npz_read
@@ -134,7 +134,7 @@ def valuation_chunk_run(*, chunk_id: int) -> bool:
     if chunk.done:  # delivered again: its worker may have died before enqueuing the finish
         return not run.chunks.filter(done=False).exists()
     game = round_game(run, _inputs(run)[chunk.round])
-    cache = DatabaseCoalitionCache(valuation_run_id=run.pk, round=chunk.round)
+    cache = DatabaseCoalitionCache(valuation_run_id=run.pk, round=chunk.round, n_players=game.n_players)
     if chunk.kind == ENUMERATE:
         if not _enumerate(run, chunk, game, cache):
             return False
@@ -150,9 +150,9 @@ def valuation_chunk_run(*, chunk_id: int) -> bool:
 
 def _enumerate(run: ValuationRun, chunk: ValuationChunk, game, cache: DatabaseCoalitionCache) -> bool:
     """Store the utilities of the chunk's key range, batch by batch; False if the run ended."""
+    known = cache.range_values(chunk.first_key, chunk.last_key)  # what a lost worker already stored
     for start in range(chunk.first_key, chunk.last_key, ENUMERATION_BATCH):
         keys = range(start, min(start + ENUMERATION_BATCH, chunk.last_key))
-        known = cache.get_many(keys)
         missing = np.array([key for key in keys if key not in known], dtype=np.int64)
         if missing.size:
             utilities = np.asarray(game.utility(masks_from_keys(missing, game.n_players)), dtype=np.float64)
@@ -233,8 +233,10 @@ def _combine(run: ValuationRun):
 
 def _round_values(run: ValuationRun, inputs: RoundInputs, chunks: list[ValuationChunk]):
     if chunks[0].kind == ENUMERATE:
-        cache = DatabaseCoalitionCache(valuation_run_id=run.pk, round=inputs.round)
-        exact = estimate(round_game(run, inputs), method="exact", cache=cache)
+        table = InMemoryCoalitionCache()
+        store = DatabaseCoalitionCache(valuation_run_id=run.pk, round=inputs.round, n_players=inputs.n_players)
+        table.put_many(store.table())
+        exact = estimate(round_game(run, inputs), method="exact", cache=table)
         return exact.values, np.zeros(inputs.n_players), "exact"
     # Independent estimates: the budget-weighted mean, whose variance is Σ w² se².
     weights = np.array([c.budget or 1 for c in chunks], dtype=np.float64)

@@ -77,7 +77,7 @@ def test_a_redelivered_chunk_reuses_the_utilities_already_stored(uploaded_run, v
     run = _requested(uploaded_run, valuation_key, method="exact")
     first = valuation_run_plan(valuation_run_id=run.pk)[0]
     chunk = run.chunks.get(pk=first)
-    store = DatabaseCoalitionCache(valuation_run_id=run.pk, round=chunk.round)
+    store = DatabaseCoalitionCache(valuation_run_id=run.pk, round=chunk.round, n_players=6)
     # As if a lost worker had stored half of the chunk: those values are not computed again.
     planted = {key: 1000.0 + key for key in range(chunk.first_key, chunk.last_key, 2)}
     store.put_many(planted)
@@ -119,10 +119,13 @@ def test_a_corrupted_payload_fails_the_run_with_a_message_naming_it_and_no_ledge
 
 def test_the_coalition_store_returns_exactly_the_stored_floats_and_ignores_a_second_writer(uploaded_run, valuation_key):
     run = _requested(uploaded_run, valuation_key, method="exact")
-    store = DatabaseCoalitionCache(valuation_run_id=run.pk, round=0)
-    values = {0: 0.1 + 0.2, 2**70 + 5: -1e-300, 7: 1 / 3}
+    store = DatabaseCoalitionCache(valuation_run_id=run.pk, round=0, n_players=72)
+    values = {0: 0.1 + 0.2, 2**70 + 5: -1e-300, 7: 1 / 3, 16: 2.5}
     store.put_many(values)
     store.put_many({7: 123.0})  # a concurrent worker's write of a known coalition changes nothing
-    assert store.get_many([0, 7, 2**70 + 5, 9]) == values
-    assert CoalitionUtility.objects.filter(valuation_run=run).count() == 3
-    assert DatabaseCoalitionCache(valuation_run_id=run.pk, round=1).get_many([0, 7]) == {}
+    assert store.get_many([0, 7, 2**70 + 5, 9, 16]) == values
+    assert CoalitionUtility.objects.filter(valuation_run=run).count() == 4
+    # Keys are padded, so a key range is a text range: 7 and 16 are in [1, 17), 2^70 + 5 is not.
+    assert store.range_values(1, 17) == {7: 1 / 3, 16: 2.5}
+    assert store.table() == values
+    assert DatabaseCoalitionCache(valuation_run_id=run.pk, round=1, n_players=72).get_many([0, 7]) == {}
