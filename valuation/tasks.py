@@ -1,8 +1,10 @@
 """Celery tasks of the valuation app: they take ids and call services.
 
-A valuation run is three kinds of task: ``valuation_run_plan_task`` cuts the run into
+A valuation run is two kinds of task: ``valuation_run_plan_task`` cuts the run into
 chunks and fans them out as a group; every ``valuation_chunk_task`` computes one chunk,
-and the one that completes the last chunk enqueues ``valuation_run_finish_task``. Every
+and the one that completes the last chunk finishes the run (a hop through the broker
+less). ``valuation_run_finish_task`` does the finishing step on its own when planning is
+sent again for a run whose chunks are all done (its last chunk's worker was lost). Every
 step is idempotent (see :mod:`valuation.services.valuation_work`), acknowledged late and
 rejected back to the queue when its worker is lost, so a run survives a killed worker.
 Transient errors (database, storage) are retried with bounded exponential backoff; any
@@ -17,7 +19,8 @@ import os
 import random
 
 from celery import group, shared_task
-from celery.exceptions import SoftTimeLimitExceeded
+from celery.contrib.django.task import DjangoTask
+from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
 from django.conf import settings
 from django.db import DatabaseError
 
@@ -31,7 +34,25 @@ logger = logging.getLogger(__name__)
 TRANSIENT = (DatabaseError, OSError)
 BACKOFF_MAX_SECONDS = 300
 
+
+class ValuationTask(DjangoTask):
+    """Fails the run at the hard time limit, which ``_guarded`` never sees: the worker kills
+    the child, acknowledges the message and calls this in its parent. Other failures are
+    left alone (a run whose failure cannot be written stays running, to be re-sent)."""
+
+    def on_failure(self, exc, task_id, args, kwargs, einfo) -> None:
+        if not args or not isinstance(exc, TimeLimitExceeded):
+            return
+        try:
+            valuation_run_fail(valuation_run_id=args[0], message=(
+                f"a task ran past its hard time limit of {self.time_limit} s and was stopped; raise "
+                "VALUATION_TASK_TIME_LIMIT or lower VALUATION_CHUNK_BUDGET."))
+        except Exception:  # the database may be unreachable too; the run then stays running
+            logger.exception("could not mark the valuation run failed", extra={"valuation_run": args[0]})
+
+
 _VALUATION_TASK = {
+    "base": ValuationTask,
     "bind": True,
     "acks_late": True,
     "reject_on_worker_lost": True,
@@ -106,6 +127,10 @@ def valuation_run_plan_task(self, valuation_run_id: str) -> int:
             valuation_chunk_task.si(valuation_run_id, chunk_id).set(task_id=f"valuation-chunk-{chunk_id}")
             for chunk_id in pending
         ).apply_async()
+    elif pending == []:
+        # Planned before and every chunk done (or the run ended): the finishing step may be
+        # what was lost (a broker restart); it does nothing unless the run is ready.
+        valuation_run_finish_task.delay(valuation_run_id)
     return len(pending or [])
 
 
@@ -113,7 +138,8 @@ def valuation_run_plan_task(self, valuation_run_id: str) -> int:
 def valuation_chunk_task(self, valuation_run_id: str, chunk_id: int) -> bool:
     last = _guarded(self, valuation_run_id, _chunk_label(chunk_id), lambda: valuation_chunk_run(chunk_id=chunk_id))
     if last:
-        valuation_run_finish_task.delay(valuation_run_id)
+        # A retry of this task finds its chunk done and the run complete, and finishes again.
+        _guarded(self, valuation_run_id, "finishing", lambda: valuation_run_finish(valuation_run_id=valuation_run_id))
     return bool(last)
 
 

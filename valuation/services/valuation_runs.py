@@ -50,6 +50,15 @@ class RoundInputs:
     def n_players(self) -> int:
         return len(self.updates)
 
+    def as_json(self) -> dict:
+        return {"round": self.round, "global_weights": self.global_weights,
+                "updates": [list(update) for update in self.updates]}
+
+    @classmethod
+    def from_json(cls, document: dict) -> RoundInputs:
+        return cls(int(document["round"]), document["global_weights"],
+                   tuple((slug, sha, int(count)) for slug, sha, count in document["updates"]))
+
 
 def round_inputs(*, training_run: TrainingRun, rounds: list[int] | None) -> list[RoundInputs]:
     """The rounds to value (all complete rounds by default); InvalidInput for a round that
@@ -131,8 +140,7 @@ def input_digest(*, training_run: TrainingRun, inputs: list[RoundInputs], valida
     document = {
         "model": {"family": training_run.model_family, "task": training_run.task,
                   "parameter_spec": training_run.parameter_spec},
-        "rounds": [{"round": r.round, "global_weights": r.global_weights,
-                    "updates": [list(update) for update in r.updates]} for r in inputs],
+        "rounds": [r.as_json() for r in inputs],
         "validation_set": validation_set.payload_id,
         "method": {"name": method, "budget": budget, "tolerance": None if tolerance is None else repr(tolerance),
                    "metric": metric, "chunk_budget": chunk_budget},
@@ -161,7 +169,7 @@ def valuation_run_start(
     run = ValuationRun.objects.create(
         consortium=training_run.consortium, training_run=training_run, rounds=[r.round for r in inputs],
         method=method, budget=budget, tolerance=tolerance, seed=seed, metric=metric, validation_set=validation_set,
-        chunk_budget=chunk_budget, engine_version=engine.__version__,
+        chunk_budget=chunk_budget, engine_version=engine.__version__, inputs=[r.as_json() for r in inputs],
         input_digest=input_digest(training_run=training_run, inputs=inputs, validation_set=validation_set,
                                   method=method, budget=budget, tolerance=tolerance, metric=metric,
                                   chunk_budget=chunk_budget),

@@ -25,11 +25,12 @@ from django.db import transaction
 from django.utils import timezone
 
 from ledger.services import entry_append
-from valuation.chunking import ENUMERATE, plan_chunks
+from valuation.chunking import ENUMERATE, aligned_blocks, plan_chunks
 from valuation.coalition_store import DatabaseCoalitionCache
-from valuation.engine import FLRoundGame, InMemoryCoalitionCache, estimate
+from valuation.engine import FLRoundGame, estimate
 from valuation.engine.cache import masks_from_keys
-from valuation.models import CoalitionUtility, ParticipantScore, TrainingRun, ValuationChunk, ValuationRun
+from valuation.engine.estimators.exact import shapley_from_table
+from valuation.models import CoalitionUtility, ParticipantScore, TrainingRun, UtilityBlock, ValuationChunk, ValuationRun
 from valuation.npz import npz_read
 from valuation.services.payloads import PayloadCorrupted
 from valuation.services.valuation_runs import RoundInputs, input_digest, minimum_budget, round_inputs
@@ -79,6 +80,13 @@ def round_game(run: ValuationRun, inputs: RoundInputs) -> FLRoundGame:
 
 
 def _inputs(run: ValuationRun) -> dict[int, RoundInputs]:
+    """The rounds' inputs as the run was requested (and planning checked against its digest)."""
+    if not run.inputs:  # a run requested before the inputs were kept with it
+        return _current_inputs(run)
+    return {r.round: r for r in map(RoundInputs.from_json, run.inputs)}
+
+
+def _current_inputs(run: ValuationRun) -> dict[int, RoundInputs]:
     return {r.round: r for r in round_inputs(training_run=run.training_run, rounds=list(run.rounds))}
 
 
@@ -92,7 +100,7 @@ def valuation_run_plan(*, valuation_run_id) -> list[int]:
         if run.is_finished:
             return []
         if not run.chunks.exists():
-            inputs = list(_inputs(run).values())
+            inputs = list(_current_inputs(run).values())
             digest = input_digest(
                 training_run=run.training_run, inputs=inputs, validation_set=run.validation_set, method=run.method,
                 budget=run.budget, tolerance=run.tolerance, metric=run.metric, chunk_budget=run.chunk_budget,
@@ -134,13 +142,13 @@ def valuation_chunk_run(*, chunk_id: int) -> bool:
     if chunk.done:  # delivered again: its worker may have died before enqueuing the finish
         return not run.chunks.filter(done=False).exists()
     game = round_game(run, _inputs(run)[chunk.round])
-    cache = DatabaseCoalitionCache(valuation_run_id=run.pk, round=chunk.round, n_players=game.n_players)
     if chunk.kind == ENUMERATE:
-        if not _enumerate(run, chunk, game, cache):
+        if not _enumerate(run, chunk, game):
             return False
         result = {"values": None, "stderr": None, "evaluations": chunk.last_key - chunk.first_key,
                   "result_method": "exact"}
     else:
+        cache = DatabaseCoalitionCache(valuation_run_id=run.pk, round=chunk.round, n_players=game.n_players)
         estimated = estimate(game, method=chunk.method, budget=chunk.budget, tolerance=run.tolerance,
                              seed=chunk.seed, cache=cache)
         result = {"values": estimated.values.tolist(), "stderr": estimated.stderr.tolist(),
@@ -148,18 +156,40 @@ def valuation_chunk_run(*, chunk_id: int) -> bool:
     return _record_chunk(run.pk, chunk.pk, result)
 
 
-def _enumerate(run: ValuationRun, chunk: ValuationChunk, game, cache: DatabaseCoalitionCache) -> bool:
-    """Store the utilities of the chunk's key range, batch by batch; False if the run ended."""
-    known = cache.range_values(chunk.first_key, chunk.last_key)  # what a lost worker already stored
-    for start in range(chunk.first_key, chunk.last_key, ENUMERATION_BATCH):
-        keys = range(start, min(start + ENUMERATION_BATCH, chunk.last_key))
-        missing = np.array([key for key in keys if key not in known], dtype=np.int64)
-        if missing.size:
-            utilities = np.asarray(game.utility(masks_from_keys(missing, game.n_players)), dtype=np.float64)
-            cache.put_many(dict(zip(missing.tolist(), utilities.tolist())))
-        if ValuationRun.objects.filter(pk=run.pk).values_list("status", flat=True).get() != ValuationRun.Status.RUNNING:
+def _enumerate(run: ValuationRun, chunk: ValuationChunk, game) -> bool:
+    """Store the utilities of the chunk's key range, one block per batch (skipping the blocks
+    a lost worker had stored); False if the run ended."""
+    stored = set(UtilityBlock.objects.filter(
+        valuation_run_id=run.pk, round=chunk.round, first_key__gte=chunk.first_key, first_key__lt=chunk.last_key,
+    ).values_list("first_key", flat=True))
+    starts = range(chunk.first_key, chunk.last_key, ENUMERATION_BATCH)
+    for start in starts:
+        if start not in stored:
+            utilities = _utilities(game, start, min(start + ENUMERATION_BATCH, chunk.last_key))
+            # A concurrent worker may have stored the same block: its values are the same.
+            UtilityBlock.objects.bulk_create([UtilityBlock(valuation_run_id=run.pk, round=chunk.round, first_key=start,
+                                                           utilities=utilities.tobytes())], ignore_conflicts=True)
+        # Cancelled meanwhile? (After the last batch, recording the chunk checks that.)
+        if start != starts[-1] and not _still_running(run.pk):
             return False
     return True
+
+
+def _still_running(run_id) -> bool:
+    return ValuationRun.objects.filter(pk=run_id, status=ValuationRun.Status.RUNNING).exists()
+
+
+def _utilities(game, first: int, last: int) -> np.ndarray:
+    """Utilities of the coalitions keyed ``first <= key < last``, as little-endian float64.
+    A game that enumerates aligned blocks itself (FL rounds: one addition per coalition,
+    the same bits as ``utility``) computes the range as such blocks, as the engine's exact
+    estimator does in-process."""
+    block_bits = getattr(game, "block_bits", 0)
+    if not (callable(getattr(game, "utility_block", None)) and isinstance(block_bits, int) and block_bits >= 1):
+        keys = np.arange(first, last, dtype=np.int64)
+        return np.asarray(game.utility(masks_from_keys(keys, game.n_players)), dtype="<f8")
+    return np.concatenate([np.asarray(game.utility_block(start, bits), dtype="<f8")
+                           for start, bits in aligned_blocks(first, last, block_bits)])
 
 
 def _record_chunk(run_id, chunk_id: int, result: dict) -> bool:
@@ -187,7 +217,10 @@ def valuation_run_finish(*, valuation_run_id) -> ValuationRun:
     players, per_round, variance, details, present = _combine(run)
     values = per_round.sum(axis=0)
     stderr = np.sqrt(variance)
-    evaluations = CoalitionUtility.objects.filter(valuation_run=run).count()
+    # Sampled rounds store each distinct coalition once; enumerated rounds all 2^n, in blocks.
+    evaluations = CoalitionUtility.objects.filter(valuation_run=run).count() + sum(
+        run.chunks.filter(kind=ENUMERATE).values_list("evaluations", flat=True)
+    )
     with transaction.atomic():
         run = ValuationRun.objects.select_for_update().select_related("consortium").get(pk=valuation_run_id)
         if run.status != ValuationRun.Status.RUNNING:
@@ -219,8 +252,11 @@ def _combine(run: ValuationRun):
     per_round = np.zeros((len(run.rounds), len(players)))
     variance = np.zeros(len(players))
     details = {"rounds": []}
+    chunks_by_round: dict[int, list[ValuationChunk]] = {}
+    for chunk in run.chunks.order_by("round", "index"):
+        chunks_by_round.setdefault(chunk.round, []).append(chunk)
     for position, t in enumerate(run.rounds):
-        chunks = list(run.chunks.filter(round=t).order_by("index"))
+        chunks = chunks_by_round[t]
         values, round_variance, method = _round_values(run, inputs[t], chunks)
         columns = [column[slug] for slug, _, _ in inputs[t].updates]
         per_round[position, columns] = values
@@ -233,11 +269,8 @@ def _combine(run: ValuationRun):
 
 def _round_values(run: ValuationRun, inputs: RoundInputs, chunks: list[ValuationChunk]):
     if chunks[0].kind == ENUMERATE:
-        table = InMemoryCoalitionCache()
-        store = DatabaseCoalitionCache(valuation_run_id=run.pk, round=inputs.round, n_players=inputs.n_players)
-        table.put_many(store.table())
-        exact = estimate(round_game(run, inputs), method="exact", cache=table)
-        return exact.values, np.zeros(inputs.n_players), "exact"
+        table = _round_table(run.pk, inputs.round, inputs.n_players)
+        return shapley_from_table(table, inputs.n_players), np.zeros(inputs.n_players), "exact"
     # Independent estimates: the budget-weighted mean, whose variance is Σ w² se².
     weights = np.array([c.budget or 1 for c in chunks], dtype=np.float64)
     weights /= weights.sum()
@@ -245,6 +278,22 @@ def _round_values(run: ValuationRun, inputs: RoundInputs, chunks: list[Valuation
     variance = sum(w**2 * np.array(c.stderr) ** 2 for w, c in zip(weights, chunks))
     methods = sorted({c.result_method for c in chunks})
     return values, variance, "+".join(methods)
+
+
+def _round_table(run_id, t: int, n_players: int) -> np.ndarray:
+    """Every coalition's utility of an enumerated round (index: the coalition's bitmask),
+    read back from its blocks; the engine's exact estimator builds the same table."""
+    table = np.empty(1 << n_players)
+    filled = 0
+    for first_key, block in UtilityBlock.objects.filter(valuation_run_id=run_id, round=t).values_list(
+        "first_key", "utilities"
+    ):
+        values = np.frombuffer(bytes(block), dtype="<f8")
+        table[first_key : first_key + values.size] = values
+        filled += values.size
+    if filled != table.size:  # blocks never overlap (one per batch start), so this counts the table
+        raise RuntimeError(f"round {t} has {filled} of its {table.size} coalition utilities stored")
+    return table
 
 
 def _scores(run, players, values, stderr, per_round, present) -> list[ParticipantScore]:

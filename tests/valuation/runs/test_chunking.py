@@ -6,7 +6,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from valuation.chunking import ENUMERATE, ESTIMATE, chunk_seed, plan_chunks, split_budget
+from valuation.chunking import ENUMERATE, ESTIMATE, aligned_blocks, chunk_seed, plan_chunks, split_budget
 from valuation.services.valuation_runs import minimum_budget
 
 
@@ -95,3 +95,17 @@ def test_split_budget_gives_each_round_its_minimum_and_never_exceeds_a_cap(budge
     # Evenly: the rounds below their cap got the same extra, give or take one coalition.
     extras = [s - m for s, m, c in zip(shares, minimums, caps) if s < c]
     assert not extras or max(extras) - min(extras) <= 1
+
+
+@given(first=st.integers(0, 5000), length=st.integers(0, 5000), max_bits=st.integers(0, 14))
+def test_aligned_blocks_cover_a_key_range_once_each_block_aligned_to_its_length(first, length, max_bits):
+    blocks = list(aligned_blocks(first, first + length, max_bits))
+    keys = [key for start, bits in blocks for key in range(start, start + 2**bits)]
+    assert keys == list(range(first, first + length))
+    assert all(start % 2**bits == 0 and bits <= max_bits for start, bits in blocks)
+
+
+def test_an_aligned_range_is_one_block_per_largest_allowed_power_of_two():
+    assert list(aligned_blocks(4096, 8192, 12)) == [(4096, 12)]
+    assert list(aligned_blocks(0, 8192, 11)) == [(0, 11), (2048, 11), (4096, 11), (6144, 11)]
+    assert list(aligned_blocks(3, 9, 3)) == [(3, 0), (4, 2), (8, 0)]

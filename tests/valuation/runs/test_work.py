@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from unittest import mock
 
+import numpy as np
 import pytest
 from django.core.files.storage import default_storage
 
@@ -13,15 +14,20 @@ from consortium.access import Principal
 from ledger.models import LedgerEntry
 from tests.valuation.conftest import logistic_arrays, npz_bytes
 from valuation.coalition_store import DatabaseCoalitionCache
-from valuation.models import CoalitionUtility, Payload, ValuationRun
+from valuation.engine.cache import masks_from_keys
+from valuation.models import CoalitionUtility, Payload, UtilityBlock, ValuationRun
 from valuation.services import update_upload, valuation_run_start
 from valuation.services.valuation_work import (
+    ENUMERATION_BATCH,
+    _inputs,
+    _utilities,
     payload_arrays,
+    round_game,
     valuation_chunk_run,
     valuation_run_finish,
     valuation_run_plan,
 )
-from valuation.tasks import valuation_chunk_task, valuation_run_plan_task
+from valuation.tasks import valuation_chunk_task, valuation_run_finish_task, valuation_run_plan_task
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -77,13 +83,14 @@ def test_a_redelivered_chunk_reuses_the_utilities_already_stored(uploaded_run, v
     run = _requested(uploaded_run, valuation_key, method="exact")
     first = valuation_run_plan(valuation_run_id=run.pk)[0]
     chunk = run.chunks.get(pk=first)
-    store = DatabaseCoalitionCache(valuation_run_id=run.pk, round=chunk.round, n_players=6)
-    # As if a lost worker had stored half of the chunk: those values are not computed again.
-    planted = {key: 1000.0 + key for key in range(chunk.first_key, chunk.last_key, 2)}
-    store.put_many(planted)
+    # As if a lost worker had stored the chunk's first batch: it is not computed again.
+    planted = (np.arange(min(ENUMERATION_BATCH, chunk.last_key - chunk.first_key)) + 1000.0).astype("<f8")
+    UtilityBlock.objects.create(valuation_run=run, round=chunk.round, first_key=chunk.first_key,
+                                utilities=planted.tobytes())
     valuation_chunk_run(chunk_id=first)
-    assert store.get_many(planted) == planted
-    assert store.stored_count() == chunk.last_key - chunk.first_key
+    blocks = dict(UtilityBlock.objects.filter(valuation_run=run, round=chunk.round).values_list("first_key", "utilities"))
+    assert bytes(blocks[chunk.first_key]) == planted.tobytes()
+    assert sum(len(bytes(block)) // 8 for block in blocks.values()) == chunk.last_key - chunk.first_key
 
 
 def test_inputs_changed_after_the_request_fail_the_run_readably(uploaded_run, valuation_key, ingest_key,
@@ -125,7 +132,45 @@ def test_the_coalition_store_returns_exactly_the_stored_floats_and_ignores_a_sec
     store.put_many({7: 123.0})  # a concurrent worker's write of a known coalition changes nothing
     assert store.get_many([0, 7, 2**70 + 5, 9, 16]) == values
     assert CoalitionUtility.objects.filter(valuation_run=run).count() == 4
-    # Keys are padded, so a key range is a text range: 7 and 16 are in [1, 17), 2^70 + 5 is not.
-    assert store.range_values(1, 17) == {7: 1 / 3, 16: 2.5}
-    assert store.table() == values
     assert DatabaseCoalitionCache(valuation_run_id=run.pk, round=1, n_players=72).get_many([0, 7]) == {}
+
+
+@pytest.mark.parametrize(("first", "last"), [(0, 64), (3, 50), (17, 18), (32, 64)])
+def test_a_key_range_computed_in_aligned_blocks_has_the_bits_of_the_games_utility(
+    uploaded_run, valuation_key, first, last
+):
+    run = _requested(uploaded_run, valuation_key, method="exact")
+    game = round_game(run, _inputs(run)[0])
+    keys = np.arange(first, last, dtype=np.int64)
+    expected = np.asarray(game.utility(masks_from_keys(keys, game.n_players)), dtype="<f8")
+    assert _utilities(game, first, last).tobytes() == expected.tobytes()
+
+
+def test_a_round_missing_a_stored_block_fails_the_run_readably_at_the_finish(uploaded_run, valuation_key):
+    run = _requested(uploaded_run, valuation_key, method="exact")
+    for chunk_id in valuation_run_plan(valuation_run_id=run.pk):
+        valuation_chunk_run(chunk_id=chunk_id)
+    UtilityBlock.objects.filter(valuation_run=run, round=1).delete()
+    valuation_run_finish_task.delay(str(run.pk))
+    run.refresh_from_db()
+    assert run.status == "failed"
+    assert run.error_message == "finishing failed: RuntimeError: round 1 has 0 of its 64 coalition utilities stored"
+    assert not run.scores.exists()
+    assert not LedgerEntry.objects.filter(reference_type="valuation_run").exists()
+
+
+def test_an_update_arriving_after_planning_is_left_out_of_the_run(uploaded_run, valuation_key, ingest_key, consortium):
+    from tests.factories import ParticipantFactory
+
+    reference = _drive(_requested(uploaded_run, valuation_key, method="exact"))
+    run = _requested(uploaded_run, valuation_key, method="exact")
+    chunk_ids = valuation_run_plan(valuation_run_id=run.pk)
+    update_upload(actor=Principal(api_key=ingest_key), training_run=uploaded_run, round=1,
+                  participant=ParticipantFactory(consortium=consortium, slug="latecomer"),
+                  data=npz_bytes(**logistic_arrays(9)), num_examples=10)
+    for chunk_id in chunk_ids:
+        valuation_chunk_run(chunk_id=chunk_id)
+    run = valuation_run_finish(valuation_run_id=run.pk)
+    assert run.status == "succeeded"
+    assert "latecomer" not in _scores(run)
+    assert _scores(run) == _scores(reference)

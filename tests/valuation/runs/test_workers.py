@@ -26,6 +26,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import quote
 
+import numpy as np
 import pytest
 import redis
 from celery import states
@@ -43,7 +44,7 @@ from tests.conftest import TEST_LEDGER_SIGNING_KEY
 from tests.factories import ApiKeyFactory, ConsortiumFactory, ParticipantFactory
 from tests.valuation.conftest import LOGISTIC_SPEC
 from tests.valuation.runs.conftest import upload_rounds
-from valuation.models import CoalitionUtility, ParticipantScore, ParticipantUpdate, ValuationRun
+from valuation.models import CoalitionUtility, ParticipantScore, ParticipantUpdate, UtilityBlock, ValuationRun
 from valuation.services import training_run_create
 from valuation.services.valuation_runs import valuation_run_start
 
@@ -266,26 +267,35 @@ def assert_recorded_once(run: ValuationRun) -> None:
     assert entries[0].consortium_id == run.consortium_id
 
 
-def valued_training_run(consortium, slugs, *, name: str, rounds: int, seed: int):
-    """A logistic training run of ``consortium`` whose participants ``slugs`` uploaded ``rounds`` rounds."""
+def valued_training_run(consortium, slugs, *, name: str, rounds: int, seed: int, rows: int = 60):
+    """A logistic training run of ``consortium`` whose participants ``slugs`` uploaded ``rounds`` rounds
+    (a validation set of ``rows`` rows)."""
     key = ApiKeyFactory(consortium=consortium, scopes=["ingest", "validation"])
     actor = Principal(api_key=key)
     training_run = training_run_create(actor=actor, consortium=consortium, name=name, model_family="logistic",
                                        task="binary", metric="neg_log_loss", parameter_spec=LOGISTIC_SPEC)
     existing = {p.slug: p for p in consortium.participants.all()}
     participants = [existing.get(slug) or ParticipantFactory(consortium=consortium, slug=slug) for slug in slugs]
-    upload_rounds(actor=actor, training_run=training_run, participants=participants, rounds=rounds, seed=seed)
+    upload_rounds(actor=actor, training_run=training_run, participants=participants, rounds=rounds, seed=seed,
+                  rows=rows)
     return training_run
 
 
 def stored_utilities(run: ValuationRun) -> dict:
-    """The run's coalition store: (round, coalition) → (row id, utility bits)."""
-    return {
+    """The run's stores: (round, coalition) → (row id, utility bits); an enumerated round's
+    blocks key by key."""
+    stored = {
         (t, coalition): (pk, _bits(utility))
         for pk, t, coalition, utility in CoalitionUtility.objects.filter(valuation_run=run).values_list(
             "pk", "round", "coalition", "utility"
         )
     }
+    for pk, t, first, block in UtilityBlock.objects.filter(valuation_run=run).values_list(
+        "pk", "round", "first_key", "utilities"
+    ):
+        for offset, utility in enumerate(np.frombuffer(bytes(block), dtype="<f8").tolist()):
+            stored[(t, first + offset)] = (pk, _bits(utility))
+    return stored
 
 
 def store_contents(run: ValuationRun) -> dict:
@@ -300,8 +310,11 @@ def partly_stored_rounds(run: ValuationRun) -> list[int]:
     done: dict[int, int] = {}
     for t, first, last in run.chunks.filter(done=True).values_list("round", "first_key", "last_key"):
         done[t] = done.get(t, 0) + last - first
-    stored = CoalitionUtility.objects.filter(valuation_run=run).values("round").annotate(n=Count("pk"))
-    return [row["round"] for row in stored if 0 < row["n"] - done.get(row["round"], 0) < run.chunk_budget]
+    stored = {row["round"]: row["n"] for row in
+              CoalitionUtility.objects.filter(valuation_run=run).values("round").annotate(n=Count("pk"))}
+    for t, block in UtilityBlock.objects.filter(valuation_run=run).values_list("round", "utilities"):
+        stored[t] = stored.get(t, 0) + len(bytes(block)) // 8
+    return [t for t, n in stored.items() if 0 < n - done.get(t, 0) < run.chunk_budget]
 
 
 # -- tests ------------------------------------------------------------------------------------
@@ -340,10 +353,11 @@ def test_a_run_whose_worker_is_killed_mid_run_ends_with_the_same_scores_and_one_
     broker, consortium, participants, valuation_key, settings, tmp_path
 ):
     # 13 participants, 3 rounds of 8192 coalitions, one chunk each that stores its
-    # utilities in two batches (ENUMERATION_BATCH = 4096): time enough to kill it half-way.
+    # utilities in two batches (ENUMERATION_BATCH = 4096); 3,000 validation rows make a
+    # batch take about a quarter of a second: time enough to kill the chunk half-way.
     settings.VALUATION_CHUNK_BUDGET = 2**13
     slugs = [p.slug for p in participants] + [f"plant-{i:02d}" for i in range(10)]
-    training_run = valued_training_run(consortium, slugs, name="thirteen", rounds=3, seed=5)
+    training_run = valued_training_run(consortium, slugs, name="thirteen", rounds=3, seed=5, rows=3000)
     request = {"actor": Principal(api_key=valuation_key), "training_run": training_run, "method": "exact",
                "seed": 99}
     reference = value_in_process(**request)
