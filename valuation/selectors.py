@@ -4,8 +4,11 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from datetime import timedelta
 
-from django.db.models import Count, Q
+from django.db.models import Count, Max, Q
+from django.db.models.functions import Coalesce, Greatest
+from django.utils import timezone
 
 from consortium.access import Principal, figures_visibility, visible_participants
 from consortium.models import Transparency
@@ -52,6 +55,21 @@ def valuation_run_progress(*, valuation_run: ValuationRun) -> dict:
         "chunks_done": chunks["done"],
         "chunks_total": chunks["total"],
     }
+
+
+def valuation_runs_stalled(*, idle: timedelta, run_ids=None):
+    """Queued or running runs with nothing new for ``idle``: not started, or no chunk
+    finished since (their messages may have been lost with the broker), oldest first."""
+    runs = ValuationRun.objects.filter(status__in=[ValuationRun.Status.QUEUED, ValuationRun.Status.RUNNING])
+    if run_ids is not None:
+        runs = runs.filter(pk__in=run_ids)
+    return (
+        runs.annotate(last_activity=Greatest(
+            "created_at", Coalesce("started_at", "created_at"), Coalesce(Max("chunks__finished_at"), "created_at"),
+        ))
+        .filter(last_activity__lte=timezone.now() - idle)
+        .order_by("created_at")
+    )
 
 
 def valuation_run_scores(*, principal: Principal, valuation_run: ValuationRun) -> list[dict]:

@@ -327,6 +327,17 @@ def payload_restore(payload: Payload, data: bytes) -> None:
         payload_publish_on_commit(staged)
 
 
+def payload_bytes(*, sha256: str, storage_name: str) -> bytes:
+    """A stored payload's bytes, checked against its hash (PayloadCorrupted if they differ)."""
+    with default_storage.open(storage_name, "rb") as stored:
+        data = stored.read()
+    actual = hashlib.sha256(data).hexdigest()
+    if actual != sha256:
+        logger.error("payload corrupted", extra={"sha256": sha256, "actual": actual})
+        raise PayloadCorrupted(f"stored payload {sha256} now hashes to {actual[:12]}…; restore it from a backup")
+    return data
+
+
 def payload_verify(*, sha256: str) -> Payload:
     """Re-hash a stored payload and record its per-array L2 norms.
 
@@ -334,12 +345,7 @@ def payload_verify(*, sha256: str) -> Payload:
     spot an update that is out of scale with the others before any valuation runs.
     """
     payload = Payload.objects.get(pk=sha256)
-    with default_storage.open(payload.storage_name, "rb") as stored:
-        data = stored.read()
-    actual = hashlib.sha256(data).hexdigest()
-    if actual != sha256:
-        logger.error("payload corrupted", extra={"sha256": sha256, "actual": actual})
-        raise PayloadCorrupted(f"payload {sha256} in storage now hashes to {actual}")
+    data = payload_bytes(sha256=sha256, storage_name=payload.storage_name)
     with np.load(io.BytesIO(data), allow_pickle=False) as archive:
         norms = {name: float(np.linalg.norm(archive[name].astype(np.float64))) for name in archive.files}
     Payload.objects.filter(pk=sha256).update(verified_at=timezone.now(), array_norms=norms)

@@ -30,7 +30,7 @@ from valuation.engine.estimators.exact import MAX_EXACT_PLAYERS
 from valuation.models import GlobalWeights, ParticipantUpdate, TrainingRun, ValidationSet, ValuationRun
 
 __all__ = ["METHOD_NAMES", "RoundInputs", "round_inputs", "valuation_run_cancel", "valuation_run_fail",
-           "valuation_run_start"]
+           "valuation_run_resend", "valuation_run_start"]
 
 METHOD_NAMES = ("auto", *sorted(METHODS), *sorted(ALIASES))
 # Deterministic methods: no budget, no tolerance, nothing to sample.
@@ -206,6 +206,18 @@ def _revoke(task_ids: list[str]) -> None:
 
     # Chunks that already started see the cancelled status and stop at their next step.
     app.control.revoke(task_ids)
+
+
+def valuation_run_resend(*, actor: Principal, valuation_run: ValuationRun) -> None:
+    """Send a queued or running run's planning step again (after the broker lost its
+    messages): it re-sends the chunks not yet done, or the finishing step when none is left.
+    Harmless for a run in progress (every step is idempotent), but its chunks may run twice."""
+    with transaction.atomic():
+        audit_record(actor=actor, action="valuation_run.resent", consortium=valuation_run.consortium,
+                     target=valuation_run, data={"status": valuation_run.status})
+        from valuation.tasks import valuation_run_plan_task  # tasks import services
+
+        valuation_run_plan_task.delay_on_commit(str(valuation_run.id))
 
 
 def valuation_run_fail(*, valuation_run_id, message: str) -> None:

@@ -20,7 +20,6 @@ import json
 from functools import lru_cache
 
 import numpy as np
-from django.core.files.storage import default_storage
 from django.db import transaction
 from django.utils import timezone
 
@@ -32,7 +31,7 @@ from valuation.engine.cache import masks_from_keys
 from valuation.engine.estimators.exact import shapley_from_table
 from valuation.models import CoalitionUtility, ParticipantScore, TrainingRun, UtilityBlock, ValuationChunk, ValuationRun
 from valuation.npz import npz_read
-from valuation.services.payloads import PayloadCorrupted
+from valuation.services.payloads import payload_bytes
 from valuation.services.valuation_runs import RoundInputs, input_digest, minimum_budget, round_inputs
 
 __all__ = ["valuation_chunk_run", "valuation_run_finish", "valuation_run_plan"]
@@ -55,12 +54,7 @@ def payload_arrays(sha256: str) -> dict[str, np.ndarray]:
     from valuation.models import Payload
 
     name = Payload.objects.values_list("storage_name", flat=True).get(pk=sha256)
-    with default_storage.open(name, "rb") as stored:
-        data = stored.read()
-    actual = hashlib.sha256(data).hexdigest()
-    if actual != sha256:
-        raise PayloadCorrupted(f"stored payload {sha256[:12]}… now hashes to {actual[:12]}…; restore it from a backup")
-    arrays = npz_read(data)
+    arrays = npz_read(payload_bytes(sha256=sha256, storage_name=name))
     for array in arrays.values():
         array.flags.writeable = False
     return arrays

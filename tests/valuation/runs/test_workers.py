@@ -353,11 +353,11 @@ def test_a_run_whose_worker_is_killed_mid_run_ends_with_the_same_scores_and_one_
     broker, consortium, participants, valuation_key, settings, tmp_path
 ):
     # 13 participants, 3 rounds of 8192 coalitions, one chunk each that stores its
-    # utilities in two batches (ENUMERATION_BATCH = 4096); 3,000 validation rows make a
+    # utilities in two batches (ENUMERATION_BATCH = 4096); 20,000 validation rows make a
     # batch take about a quarter of a second: time enough to kill the chunk half-way.
     settings.VALUATION_CHUNK_BUDGET = 2**13
     slugs = [p.slug for p in participants] + [f"plant-{i:02d}" for i in range(10)]
-    training_run = valued_training_run(consortium, slugs, name="thirteen", rounds=3, seed=5, rows=3000)
+    training_run = valued_training_run(consortium, slugs, name="thirteen", rounds=3, seed=5, rows=20_000)
     request = {"actor": Principal(api_key=valuation_key), "training_run": training_run, "method": "exact",
                "seed": 99}
     reference = value_in_process(**request)
