@@ -54,6 +54,11 @@ class ValuationTask(DjangoTask):
 _VALUATION_TASK = {
     "base": ValuationTask,
     "bind": True,
+    # Nothing reads a valuation task's return value (the run's row is the result), and a
+    # caller that subscribes to results waits ~20 s on a broker outage before failing.
+    # Failures and revocations are still stored, for operators.
+    "ignore_result": True,
+    "store_errors_even_if_ignored": True,
     "acks_late": True,
     "reject_on_worker_lost": True,
     "max_retries": settings.VALUATION_TASK_MAX_RETRIES,

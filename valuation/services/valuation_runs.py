@@ -11,14 +11,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 import secrets
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
+from kombu.exceptions import OperationalError
 
 from consortium.access import Principal
 from consortium.audit import audit_record
@@ -30,7 +33,9 @@ from valuation.engine.estimators.exact import MAX_EXACT_PLAYERS
 from valuation.models import GlobalWeights, ParticipantUpdate, TrainingRun, ValidationSet, ValuationRun
 
 __all__ = ["METHOD_NAMES", "RoundInputs", "round_inputs", "valuation_run_cancel", "valuation_run_fail",
-           "valuation_run_resend", "valuation_run_start"]
+           "valuation_run_enqueue", "valuation_run_resend", "valuation_run_start"]
+
+logger = logging.getLogger(__name__)
 
 METHOD_NAMES = ("auto", *sorted(METHODS), *sorted(ALIASES))
 # Deterministic methods: no budget, no tolerance, nothing to sample.
@@ -178,10 +183,24 @@ def valuation_run_start(
     audit_record(actor=actor, action="valuation_run.started", consortium=training_run.consortium, target=run,
                  data={"training_run": str(training_run.id), "method": method, "budget": budget,
                        "tolerance": tolerance, "seed": seed, "metric": metric, "rounds": run.rounds})
+    transaction.on_commit(partial(valuation_run_enqueue, valuation_run_id=run.id))
+    return run
+
+
+def valuation_run_enqueue(*, valuation_run_id) -> bool:
+    """Send a requested run's planning step (after its request commits). A broker that
+    cannot be reached leaves the run ``queued``: it is recorded and nothing is lost, the
+    error is logged, and ``manage.py valuation_resend`` sends it on; the request is still
+    answered. False when it could not be sent."""
     from valuation.tasks import valuation_run_plan_task  # tasks import services
 
-    valuation_run_plan_task.delay_on_commit(str(run.id))
-    return run
+    try:
+        valuation_run_plan_task.delay(str(valuation_run_id))
+    except OperationalError:
+        logger.exception("the broker could not be reached: the valuation run stays queued until "
+                         "`manage.py valuation_resend` sends it", extra={"valuation_run": str(valuation_run_id)})
+        return False
+    return True
 
 
 def valuation_run_cancel(*, actor: Principal, valuation_run: ValuationRun) -> ValuationRun:
@@ -212,12 +231,14 @@ def valuation_run_resend(*, actor: Principal, valuation_run: ValuationRun) -> No
     """Send a queued or running run's planning step again (after the broker lost its
     messages): it re-sends the chunks not yet done, or the finishing step when none is left.
     Harmless for a run in progress (every step is idempotent), but its chunks may run twice."""
+    from valuation.tasks import valuation_run_plan_task  # tasks import services
+
     with transaction.atomic():
+        # Sent before the audit commits (the run itself committed long ago): a broker error
+        # reaches the caller and rolls the audit back.
+        valuation_run_plan_task.delay(str(valuation_run.id))
         audit_record(actor=actor, action="valuation_run.resent", consortium=valuation_run.consortium,
                      target=valuation_run, data={"status": valuation_run.status})
-        from valuation.tasks import valuation_run_plan_task  # tasks import services
-
-        valuation_run_plan_task.delay_on_commit(str(valuation_run.id))
 
 
 def valuation_run_fail(*, valuation_run_id, message: str) -> None:

@@ -11,9 +11,12 @@ from unittest import mock
 
 import numpy as np
 import pytest
+from django.core.management import CommandError, call_command
+from kombu.exceptions import OperationalError
 from rest_framework.test import APIClient
 
 from consortium.access import Principal
+from consortium.models import AuditEvent
 from ledger.models import LedgerEntry
 from tests.factories import ApiKeyFactory, ConsortiumFactory, MembershipFactory, ParticipantFactory
 from tests.valuation.conftest import LOGISTIC_SPEC, logistic_arrays, npz_bytes
@@ -158,7 +161,7 @@ def test_another_consortiums_training_run_is_404_and_a_key_without_the_scope_403
 
 
 def test_results_wait_for_success_and_a_cancelled_run_records_nothing(consortium, uploaded_run, valuer, valuation_key):
-    with mock.patch.object(valuation_run_plan_task, "delay_on_commit"):
+    with mock.patch("valuation.services.valuation_runs.valuation_run_enqueue"):
         run = valuation_run_start(actor=Principal(api_key=valuation_key), training_run=uploaded_run, method="exact")
     assert valuer.get(f"{URL}{run.id}/results/").status_code == 409
     cancelled = valuer.post(f"{URL}{run.id}/cancel/", format="json")
@@ -255,3 +258,29 @@ def test_the_valuation_record_is_in_the_ledger_for_staff_and_hidden_from_partici
     )
     assert staff.get(path).status_code == 200
     assert participant.get(path).status_code == 404
+
+
+def test_a_run_requested_while_the_broker_is_unreachable_stays_queued_until_valuation_resend(
+    valuer, uploaded_run, caplog
+):
+    with mock.patch.object(valuation_run_plan_task, "delay", side_effect=OperationalError("Connection refused")):
+        started = _start(valuer, uploaded_run, method="exact", seed=2)
+    assert started.status_code == 202, started.content
+    run = ValuationRun.objects.get(pk=started.json()["id"])
+    assert run.status == "queued" and valuer.get(f"{URL}{run.id}/").json()["status"] == "queued"
+    assert "stays queued until `manage.py valuation_resend`" in caplog.text
+
+    call_command("valuation_resend", "--idle", "0", stdout=io.StringIO())
+    assert valuer.get(f"{URL}{run.id}/").json()["status"] == "succeeded"
+    assert LedgerEntry.objects.filter(reference_type="valuation_run", reference_id=str(run.id)).count() == 1
+
+
+def test_valuation_resend_reports_an_unreachable_broker_and_records_no_resend(uploaded_run, valuation_key):
+    with mock.patch("valuation.services.valuation_runs.valuation_run_enqueue"):
+        run = valuation_run_start(actor=Principal(api_key=valuation_key), training_run=uploaded_run, method="exact")
+    with (mock.patch.object(valuation_run_plan_task, "delay", side_effect=OperationalError("Connection refused")),
+          pytest.raises(CommandError, match=r"could not reach the broker .*resent before that: 0 of 1 run")):
+        call_command("valuation_resend", "--idle", "0", stdout=io.StringIO())
+    assert not AuditEvent.objects.filter(action="valuation_run.resent").exists()
+    run.refresh_from_db()
+    assert run.status == "queued"

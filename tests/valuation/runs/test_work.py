@@ -34,7 +34,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 def _requested(run, key, **fields) -> ValuationRun:
     """A run whose tasks were not enqueued: the test drives the steps itself."""
-    with mock.patch.object(valuation_run_plan_task, "delay_on_commit"):
+    with mock.patch("valuation.services.valuation_runs.valuation_run_enqueue"):
         return valuation_run_start(actor=Principal(api_key=key), training_run=run, **fields)
 
 
