@@ -27,7 +27,7 @@ from valuation import services
 from valuation.access import training_run_get, valuation_reader_require, valuation_run_get, valuation_runs_visible
 from valuation.api import IDEMPOTENCY_PARAMETER
 from valuation.models import ValuationRun
-from valuation.selectors import valuation_run_progress, valuation_run_scores
+from valuation.selectors import valuation_run_progress, valuation_run_scores, valuation_runs_listed
 
 
 def valuation_run_body(principal, run: ValuationRun) -> dict:
@@ -55,7 +55,7 @@ class ValuationRunListCreate(ListAPIView):
             if params["status"] not in ValuationRun.Status.values:
                 raise InvalidInput(f"status must be one of {', '.join(ValuationRun.Status.values)}.", field="status")
             runs = runs.filter(status=params["status"])
-        return runs
+        return valuation_runs_listed(runs)
 
     @extend_schema(
         parameters=[OpenApiParameter("training_run", OpenApiTypes.UUID), OpenApiParameter("status", str)],

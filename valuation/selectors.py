@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import timedelta
 
-from django.db.models import Count, Max, Q
+from django.db.models import Count, Max, Prefetch, Q
 from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
@@ -46,9 +46,24 @@ def validation_set_active(*, training_run: TrainingRun) -> ValidationSet | None:
     return training_run.validation_sets.filter(is_active=True).select_related("payload").first()
 
 
+def valuation_runs_listed(runs):
+    """``runs`` with what a listing shows of each, read in a fixed number of queries
+    whatever the page size: chunk counts annotated, scores prefetched in rank order."""
+    return runs.select_related("consortium").annotate(
+        chunks_total=Count("chunks"), chunks_done=Count("chunks", filter=Q(chunks__done=True)),
+    ).prefetch_related(Prefetch("scores", queryset=_ranked_scores(), to_attr="ranked_scores"))
+
+
+def _ranked_scores():
+    return ParticipantScore.objects.select_related("participant").order_by("rank", "participant__slug")
+
+
 def valuation_run_progress(*, valuation_run: ValuationRun) -> dict:
     """Evaluations done of the planned total (None for tolerance runs) and chunks done."""
-    chunks = valuation_run.chunks.aggregate(total=Count("id"), done=Count("id", filter=Q(done=True)))
+    if hasattr(valuation_run, "chunks_total"):  # annotated by valuation_runs_listed
+        chunks = {"total": valuation_run.chunks_total, "done": valuation_run.chunks_done}
+    else:
+        chunks = valuation_run.chunks.aggregate(total=Count("id"), done=Count("id", filter=Q(done=True)))
     return {
         "done": valuation_run.progress_done,
         "total": valuation_run.progress_total or None,
@@ -82,7 +97,8 @@ def valuation_run_scores(*, principal: Principal, valuation_run: ValuationRun) -
     visibility = figures_visibility(principal, consortium)
     own = principal.own_participant(consortium)
     rows = []
-    for score in valuation_run.scores.select_related("participant").order_by("rank", "participant__slug"):
+    scores = getattr(valuation_run, "ranked_scores", None)  # prefetched by valuation_runs_listed
+    for score in _ranked_scores().filter(valuation_run=valuation_run) if scores is None else scores:
         mine = own is not None and score.participant_id == own.pk
         if visibility == Transparency.ALL or mine:
             rows.append(_score_row(score))

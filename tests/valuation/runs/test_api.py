@@ -284,3 +284,23 @@ def test_valuation_resend_reports_an_unreachable_broker_and_records_no_resend(up
     assert not AuditEvent.objects.filter(action="valuation_run.resent").exists()
     run.refresh_from_db()
     assert run.status == "queued"
+
+
+def test_listing_runs_takes_the_same_queries_for_one_run_as_for_five(valuer, uploaded_run):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    def listing_queries() -> tuple[int, dict]:
+        with CaptureQueriesContext(connection) as queries:
+            body = valuer.get(URL).json()
+        return len(queries), body
+
+    _start(valuer, uploaded_run, method="exact", seed=1)
+    one, _ = listing_queries()
+    for seed in range(2, 6):
+        _start(valuer, uploaded_run, method="stratified", budget=60, seed=seed)
+    five, body = listing_queries()
+    assert five == one
+    assert len(body["results"]) == 5
+    assert all(run["progress"]["chunks_done"] == run["progress"]["chunks_total"] > 0 for run in body["results"])
+    assert all(len(run["scores"]) == 6 for run in body["results"])
