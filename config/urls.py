@@ -16,6 +16,7 @@ api_v1 = [
     path("", include("consortium.api_urls")),
     path("", include("valuation.api_urls")),
     path("", include("ledger.api_urls")),
+    path("", include("incentives.api_urls")),
 ]
 
 urlpatterns = [

@@ -29,6 +29,10 @@ class Capability(StrEnum):
     SET_TRANSPARENCY = "set_transparency"
     VIEW_LEDGER = "view_ledger"  # ledger entries and proofs; participants only their own
     VIEW_VALUATIONS = "view_valuations"  # valuation runs; participants see figures per transparency
+    VIEW_POOLS = "view_pools"  # revenue pools, their approvals and every statement
+    VIEW_STATEMENTS = "view_statements"  # statements; participants only their own organisation's
+    MANAGE_POOLS = "manage_pools"  # open, draft, approve, issue and mark paid (people only: four eyes)
+    SET_POLICY = "set_policy"  # new allocation policy versions
 
 
 _STAFF_READ = {
@@ -39,15 +43,22 @@ _STAFF_READ = {
     Capability.VIEW_API_KEYS,
     Capability.VIEW_LEDGER,
     Capability.VIEW_VALUATIONS,
+    Capability.VIEW_POOLS,
+    Capability.VIEW_STATEMENTS,
 }
 
 ROLE_CAPABILITIES: dict[str, frozenset[Capability]] = {
-    Role.FINANCE: frozenset(_STAFF_READ | {Capability.MANAGE_API_KEYS, Capability.START_VALUATION}),
+    Role.FINANCE: frozenset(
+        _STAFF_READ | {Capability.MANAGE_API_KEYS, Capability.START_VALUATION, Capability.MANAGE_POOLS}
+    ),
     Role.GOVERNANCE: frozenset(
-        _STAFF_READ | {Capability.UPLOAD_VALIDATION, Capability.START_VALUATION, Capability.SET_TRANSPARENCY}
+        _STAFF_READ
+        | {Capability.UPLOAD_VALIDATION, Capability.START_VALUATION, Capability.SET_TRANSPARENCY, Capability.SET_POLICY}
     ),
     Role.AUDITOR: frozenset(_STAFF_READ),
-    Role.PARTICIPANT: frozenset({Capability.VIEW, Capability.VIEW_LEDGER, Capability.VIEW_VALUATIONS}),
+    Role.PARTICIPANT: frozenset(
+        {Capability.VIEW, Capability.VIEW_LEDGER, Capability.VIEW_VALUATIONS, Capability.VIEW_STATEMENTS}
+    ),
 }
 
 SCOPE_CAPABILITIES: dict[str, frozenset[Capability]] = {

@@ -31,8 +31,11 @@ from schemathesis import GenerationMode
 from schemathesis.core import NotSet
 
 from consortium.access import Principal
+from consortium.audit import system_principal
+from incentives.services import policy_change
 from ledger.services import checkpoint_create, entry_append
 from tests.factories import ApiKeyFactory, MembershipFactory, ParticipantFactory
+from tests.incentives.worlds import pools_in_every_state
 from tests.valuation.conftest import LOGISTIC_SPEC, logistic_arrays, npz_bytes, validation_arrays
 from valuation.services import (
     global_weights_upload,
@@ -71,12 +74,17 @@ def world(consortium, django_capture_on_commit_callbacks):
                  reference_type="revenue_pool", reference_id="pool-1",
                  postings=[("consortium_income", Decimal("-10"), "EUR"),
                            ("participant_payable:alpha", Decimal("10"), "EUR")])
+    # Half by data volume: alpha, alone in the round, may have a negative value.
+    policy = policy_change(actor=system_principal(), consortium=consortium, blend_alpha=Decimal("0.5"))
+    pools = pools_in_every_state(consortium, valuation, policy=policy)
+    statement = pools["issued"].statements.get(participant=alpha)
     checkpoint_create()
     users = {role: MembershipFactory(consortium=consortium, role=role).user for role in ("finance", "governance")}
     revocable = ApiKeyFactory(consortium=consortium, scopes=["read"])  # not the fuzzer's own key
     return {"key": key, "users": users, "path_parameters": {
         "slug": consortium.slug, "run_id": str(run.pk), "participant_slug": "alpha", "t": 1,
-        "key_id": str(revocable.pk), "seq": 0, "tree_size": 1, "valuation_run_id": str(valuation.pk)}}
+        "key_id": str(revocable.pk), "seq": 0, "tree_size": 1, "valuation_run_id": str(valuation.pk),
+        "pool_id": str(pools["drafted"].pk), "statement_id": str(statement.pk)}}
 
 
 def _client(world, caller: str) -> Client:

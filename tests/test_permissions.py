@@ -10,9 +10,11 @@ Callers (columns, in this order):
 Pages use sign-in sessions only, so API keys are anonymous there (302 to the login page).
 
 The consortium has participants alpha and beta and a training run with one round of both,
-valued once (succeeded) and requested a second time (queued). Its ledger holds that
-valuation's record, an income receipt, an entry concerning alpha, one concerning only
-beta, and a checkpoint over them all. The
+valued once (succeeded) and requested a second time (queued), and three revenue pools on
+that valuation: drafted, approved and issued (statements of alpha and beta), each drafted
+and approved by finance users other than ``fin``. Its ledger holds that valuation's
+record, an income receipt, an entry concerning alpha, one concerning only beta, the issued
+pool's entries, and a checkpoint over them all. The
 ledger's checkpoints and consistency proofs are deployment-wide, so anyone who may read
 some consortium's ledger (outsider, foreign) reads them.
 
@@ -33,6 +35,7 @@ from django.utils import timezone
 from consortium.access import Principal
 from ledger.services import checkpoint_create, entry_append
 from tests.factories import ApiKeyFactory, ConsortiumFactory, MembershipFactory, ParticipantFactory
+from tests.incentives.worlds import pools_in_every_state
 from tests.valuation.conftest import LOGISTIC_SPEC, logistic_arrays, npz_bytes, validation_arrays
 from valuation.services import (
     global_weights_upload,
@@ -50,6 +53,11 @@ KEY_SCOPES = {"ingest": ["ingest"], "validation": ["validation"], "valuation": [
 def _run_body(world):
     return {"name": f"run-{timezone.now().timestamp()}", "model_family": "logistic", "task": "binary",
             "metric": "auc", "parameter_spec": LOGISTIC_SPEC}
+
+
+def _pool_body(world):
+    return {"reference": "2026-q9", "period": "2026-Q9", "amount": "500.00", "currency": "EUR",
+            "valuation_runs": [str(world["url_values"]["vrun"])]}
 
 
 def _file(arrays):
@@ -119,6 +127,27 @@ MATRIX = [
     ("GET", "/api/v1/valuation-runs/{vrun}/results/", None, None, "401 200 200 200 200 404 401 403 403 200 200 404"),
     ("GET", "/api/v1/valuation-runs/{vrun}/results.csv", None, None,
                                                                   "401 200 200 200 200 404 401 403 403 200 200 404"),
+    ("GET", "/api/v1/consortia/{slug}/policies/", None, None,     "401 200 200 200 200 404 401 200 200 200 200 404"),
+    ("POST", "/api/v1/consortia/{slug}/policies/", lambda w: {"reserve_rate": "0.05", "note": "n"}, "json",
+     "401 403 201 403 403 404 401 403 403 403 403 404"),
+    ("GET", "/api/v1/consortia/{slug}/revenue-pools/", None, None, "401 200 200 200 403 404 401 403 403 403 200 404"),
+    ("POST", "/api/v1/consortia/{slug}/revenue-pools/", _pool_body, "json",
+     "401 201 403 403 403 404 401 403 403 403 403 404"),
+    ("GET", "/api/v1/revenue-pools/{drafted_pool}/", None, None,   "401 200 200 200 403 404 401 403 403 403 200 404"),
+    ("PATCH", "/api/v1/revenue-pools/{drafted_pool}/", lambda w: {"period": "2026-Q9"}, "json",
+     "401 200 403 403 403 404 401 403 403 403 403 404"),
+    ("POST", "/api/v1/revenue-pools/{drafted_pool}/draft/", None, "json",
+     "401 200 403 403 403 404 401 403 403 403 403 404"),
+    ("POST", "/api/v1/revenue-pools/{drafted_pool}/approve/", None, "json",
+     "401 200 403 403 403 404 401 403 403 403 403 404"),
+    ("POST", "/api/v1/revenue-pools/{approved_pool}/issue/", None, "json",
+     "401 200 403 403 403 404 401 403 403 403 403 404"),
+    ("POST", "/api/v1/revenue-pools/{issued_pool}/paid/", lambda w: {"payment_reference": "SEPA-1"}, "json",
+     "401 200 403 403 403 404 401 403 403 403 403 404"),
+    ("GET", "/api/v1/statements/", None, None,                     "401 200 200 200 200 200 401 403 403 403 200 200"),
+    ("GET", "/api/v1/statements/{alpha_statement}/", None, None,   "401 200 200 200 200 404 401 403 403 403 200 404"),
+    ("GET", "/api/v1/statements/{beta_statement}/", None, None,    "401 200 200 200 404 404 401 403 403 403 200 404"),
+    ("GET", "/api/v1/statements/{draft_statement}/", None, None,   "401 200 200 200 404 404 401 403 403 403 200 404"),
     ("GET", "/api/v1/schema/", None, None,                        "200 200 200 200 200 200 401 200 200 200 200 200"),
     ("GET", "/api/v1/docs/", None, None,                          "200 200 200 200 200 200 401 200 200 200 200 200"),
     ("GET", "/healthz", None, None,                               "200 200 200 200 200 200 200 200 200 200 200 200"),
@@ -188,6 +217,9 @@ def world(db, django_capture_on_commit_callbacks):
                  postings=[("consortium_income", Decimal("-100"), "EUR"), ("revenue_pool", Decimal("100"), "EUR")])
     alpha_entry = _ledger_transfer(consortium, "alpha")
     beta_entry = _ledger_transfer(consortium, "beta")
+    pools = pools_in_every_state(consortium, succeeded)
+    issued = {s.participant.slug: s for s in pools["issued"].statements.select_related("participant")}
+    drafted = pools["drafted"].statements.get(participant=alpha)
     checkpoint = checkpoint_create()
     # Seqs are deployment-wide and start wherever the ledger stands, so the URLs take them
     # from the entries rather than assuming 1 and 2.
@@ -196,6 +228,8 @@ def world(db, django_capture_on_commit_callbacks):
         "alpha_seq": alpha_entry.seq, "beta_seq": beta_entry.seq,
         "missing_seq": checkpoint.tree_size,  # the next seq: no entry has it yet
         "tree_size": checkpoint.tree_size, "vrun": succeeded.pk, "queued_vrun": queued.pk,
+        "drafted_pool": pools["drafted"].pk, "approved_pool": pools["approved"].pk, "issued_pool": pools["issued"].pk,
+        "alpha_statement": issued["alpha"].pk, "beta_statement": issued["beta"].pk, "draft_statement": drafted.pk,
     }
     return {"consortium": consortium, "run": run, "keys": keys, "users": users, "url_values": url_values}
 

@@ -133,7 +133,7 @@ def valuation_chunk_run(*, chunk_id: int) -> bool:
     run = chunk.valuation_run
     if run.is_finished:
         return False
-    if chunk.done:  # delivered again: its worker may have died before enqueuing the finish
+    if chunk.done:  # delivered again: its worker may have died before finishing the run
         return not run.chunks.filter(done=False).exists()
     game = round_game(run, _inputs(run)[chunk.round])
     if chunk.kind == ENUMERATE:

@@ -1,0 +1,21 @@
+"""Settlement services: every write of the incentives app, one user action per function.
+
+``policy_change`` (policies.py); ``pool_create``, ``pool_update``, ``pool_statements_draft``,
+``pool_approve`` (pools.py); ``pool_issue``, ``pool_mark_paid`` (issuing.py).
+Refusals are ``core.errors`` service errors.
+"""
+
+from incentives.services.issuing import pool_issue, pool_mark_paid
+from incentives.services.policies import policy_change, policy_current
+from incentives.services.pools import pool_approve, pool_create, pool_statements_draft, pool_update
+
+__all__ = [
+    "policy_change",
+    "policy_current",
+    "pool_approve",
+    "pool_create",
+    "pool_issue",
+    "pool_mark_paid",
+    "pool_statements_draft",
+    "pool_update",
+]
