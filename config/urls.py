@@ -17,6 +17,8 @@ api_v1 = [
     path("", include("valuation.api_urls")),
     path("", include("ledger.api_urls")),
     path("", include("incentives.api_urls")),
+    path("", include("incentives.document_urls")),
+    path("", include("incentives.dispute_urls")),
 ]
 
 urlpatterns = [
@@ -25,6 +27,7 @@ urlpatterns = [
     path("api/v1/", include(api_v1)),
     path("", include("consortium.urls")),
     path("", include("valuation.urls")),
+    path("", include("incentives.urls")),
 ]
 
 # Under /api/ these answer with the documented JSON error body; pages keep Django's templates.

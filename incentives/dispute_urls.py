@@ -1,0 +1,3 @@
+"""Disputes under /api/v1/."""
+
+urlpatterns: list = []

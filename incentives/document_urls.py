@@ -1,0 +1,3 @@
+"""Statement documents: downloads under /api/v1/."""
+
+urlpatterns: list = []

@@ -1,0 +1,3 @@
+"""Settlement pages (sign-in sessions)."""
+
+urlpatterns: list = []
