@@ -1,3 +1,9 @@
 """Settlement pages (sign-in sessions)."""
 
-urlpatterns: list = []
+from django.urls import path
+
+from incentives import views
+
+urlpatterns = [
+    path("c/<slug:slug>/statements/<uuid:statement_id>/", views.statement_page, name="statement-page"),
+]

@@ -13,6 +13,11 @@ participant or an auditor can copy it and run it anywhere.
     python verify_export.py --consistency PROOF.json --old-note OLD.txt --public-key BASE64
         a consistency proof (GET /api/v1/ledger/consistency/?old=..&new=..) against a
         checkpoint note you kept: the ledger only grew since then, nothing was rewritten.
+    python verify_export.py --statement STATEMENT.json --public-key BASE64
+        a statement as GET /api/v1/statements/{id}/document.json returns it: the checkpoint
+        it carries is signed by the key, its ledger entry is in that checkpoint's tree, the
+        entry records exactly the statement's figures and postings, and the document's own
+        hash matches its content.
 
 Pin the public key you obtained independently (``--public-key``); without it the export's
 own key is used and the result only shows the file is self-consistent. Exit status 0 means
@@ -35,6 +40,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 EXPORT_FORMAT = "fairshare-ledger-export"
+STATEMENT_FORMAT = "fairshare-statement"
+CARRYOVER_ACCOUNT = "revenue_pool:carryover"
 GENESIS_PREV = "0" * 64
 _AMOUNT = re.compile(r"^-?[0-9]+(\.[0-9]+)?$")
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
@@ -289,22 +296,114 @@ def check_consistency(path: str, old_note_path: str, public_key: bytes) -> str:
     return f"OK: the ledger of {new_size} entries (signed {new_time}) extends your checkpoint of {old_size} entries"
 
 
+# --- statements ------------------------------------------------------------------------------
+
+
+def check_statement(path: str, public_key: bytes) -> str:
+    """A downloaded statement: checkpoint signature, leaf hash, inclusion proof, figures
+    against the entry, then the document hash (in that order, so that a changed figure is
+    named as such even when the forger also recomputed the document hash)."""
+    with open(path, encoding="utf-8") as handle:
+        document = json.load(handle, parse_float=_no_floats, parse_constant=_no_floats)
+    if not isinstance(document, dict) or document.get("format") != STATEMENT_FORMAT or document.get("version") != 1:
+        raise Failure("this is not a Fairshare statement document (version 1)")
+    figures, ledger = document["statement"], document["ledger"]
+    entry, inclusion, checkpoint = ledger.get("entry"), ledger.get("inclusion"), ledger.get("checkpoint")
+    if not entry:
+        raise Failure("the statement has no ledger entry (a draft is not in the ledger): nothing to verify")
+    if not inclusion or not checkpoint:
+        raise Failure("the statement carries no inclusion proof (no checkpoint covered its entry yet)")
+    _, size, root, signed_at = note_verify(checkpoint["note"], public_key)
+    data = entry["canonical"].encode("utf-8")
+    leaf = leaf_hash(data)
+    if leaf.hex() != entry.get("leaf_hash"):
+        raise Failure("the entry's canonical bytes do not hash to its leaf hash: the entry was altered")
+    entry_document = entry_parse(data)
+    seq = entry_document.get("seq")
+    if not seq == entry.get("seq") == ledger.get("entry_seq") == inclusion.get("leaf_index"):
+        raise Failure(f"the entry is seq {seq!r} but the statement names {ledger.get('entry_seq')!r}")
+    if size != inclusion["tree_size"] or root.hex() != inclusion["root"]:
+        raise Failure("the proof is not against the signed checkpoint it names")
+    verify_inclusion(leaf, seq, size, [bytes.fromhex(h) for h in inclusion["hashes"]], root)
+    statement_matches_entry(document, entry_document)
+    content = {key: value for key, value in document.items() if key != "document_sha256"}
+    if hashlib.sha256(canonical_json(content).encode("utf-8")).hexdigest() != document.get("document_sha256"):
+        raise Failure("the document hash does not match its content: the document was altered after it was made")
+    return (f"OK: statement {figures['id']} ({figures['participant']}: {figures['amount']} {figures['currency']}) "
+            f"is ledger entry {seq}, in the checkpoint of size {size} signed {signed_at}; "
+            "its figures and postings are the entry's, and its hash matches")
+
+
+def _decimal(text, what: str) -> Decimal:
+    if not isinstance(text, str) or not _AMOUNT.match(text):
+        raise Failure(f"{what} {text!r} is not a decimal amount")
+    return Decimal(text)
+
+
+def statement_matches_entry(document: dict, entry: dict) -> None:
+    """The entry records exactly the document's figures, and posts exactly its amounts."""
+    figures, pool, body = document["statement"], document["pool"], entry.get("body")
+    if not isinstance(body, dict) or body.get("type") != "statement":
+        raise Failure("the ledger entry is not a statement's entry")
+    if entry.get("reference") != {"type": "statement", "id": figures["id"]}:
+        raise Failure("the ledger entry is about another statement than the document")
+    if entry.get("participants") != [figures["participant"]]:
+        raise Failure(f"the ledger entry concerns {entry.get('participants')!r}, not {figures['participant']!r}")
+    same_text = {"statement": figures["id"], "participant": figures["participant"], "currency": figures["currency"],
+                 "pool": pool["id"], "period": pool["period"], "share": figures["share"],
+                 "contribution": figures["contribution"], "contribution_stderr": figures["contribution_stderr"],
+                 "version": str(figures["version"]), "policy_version": str(document["policy"]["version"]),
+                 "methods": figures["methods"]}
+    for field, value in same_text.items():
+        if body.get(field) != value:
+            raise Failure(f"the document says {field} {value!r} but the ledger entry says {body.get(field)!r}")
+    for field in ("amount", "allocated", "carried_in", "carried_out"):
+        said, recorded = _decimal(figures[field], f"the document's {field}"), _decimal(body.get(field), field)
+        if said != recorded:
+            raise Failure(f"the document says {field} {figures[field]} but the ledger entry says {body.get(field)}")
+    _postings_match(figures, pool, entry)
+
+
+def _postings_match(figures: dict, pool: dict, entry: dict) -> None:
+    """From the pool's account the allocation, from the carry-over what is carried in; to the
+    participant's payable the amount, back to the carry-over what is carried out."""
+    expected: dict[str, Decimal] = defaultdict(Decimal)
+    expected[f"revenue_pool:{pool['reference']}"] -= _decimal(figures["allocated"], "allocated")
+    expected[CARRYOVER_ACCOUNT] -= _decimal(figures["carried_in"], "carried_in")
+    expected[f"participant_payable:{figures['participant']}"] += _decimal(figures["amount"], "amount")
+    expected[CARRYOVER_ACCOUNT] += _decimal(figures["carried_out"], "carried_out")
+    actual: dict[str, Decimal] = defaultdict(Decimal)
+    for posting in entry.get("postings") or []:
+        if posting.get("currency") != figures["currency"]:
+            raise Failure(f"the ledger entry posts in {posting.get('currency')!r}, not {figures['currency']}")
+        actual[posting["account"]] += _decimal(posting.get("amount"), "a posting's amount")
+    for account in sorted(set(expected) | set(actual)):
+        if expected[account] != actual[account]:
+            raise Failure(f"the ledger entry posts {actual[account]} {figures['currency']} to {account}, "
+                          f"the document's figures make it {expected[account]}")
+    if entry.get("kind") == "transaction" and sum(actual.values()) != 0:
+        raise Failure("the ledger entry does not balance")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("export", nargs="?", help="a file written by manage.py export_ledger")
     parser.add_argument("--entry", help="an entry with its inclusion proof (JSON)")
     parser.add_argument("--consistency", help="a consistency proof response (JSON)")
     parser.add_argument("--old-note", help="the checkpoint note you kept (text)")
+    parser.add_argument("--statement", help="a statement document (JSON) with its entry and proof")
     parser.add_argument("--public-key", help="the ledger's Ed25519 public key, base64 (pin it!)")
     args = parser.parse_args(argv)
     try:
         pinned = base64.b64decode(args.public_key, validate=True) if args.public_key else None
         if pinned is not None and len(pinned) != 32:
             raise Failure("--public-key is not a 32-byte Ed25519 key")
-        if args.entry or args.consistency:
+        if args.entry or args.consistency or args.statement:
             if pinned is None:
                 raise Failure("--public-key is required to check a proof")
-            if args.entry:
+            if args.statement:
+                print(check_statement(args.statement, pinned))
+            elif args.entry:
                 print(check_entry(args.entry, pinned))
             else:
                 if not args.old_note:
@@ -313,8 +412,8 @@ def main(argv: list[str] | None = None) -> int:
         elif args.export:
             print(check_export(args.export, pinned))
         else:
-            parser.error("give an export file, --entry or --consistency")
-    except (Failure, OSError, ValueError, KeyError, TypeError, binascii.Error) as exc:
+            parser.error("give an export file, --entry, --consistency or --statement")
+    except (Failure, OSError, ValueError, KeyError, TypeError, AttributeError, ArithmeticError, binascii.Error) as exc:
         reason = exc if isinstance(exc, (Failure, OSError)) else f"malformed input ({type(exc).__name__}: {exc})"
         print(f"FAILED: {reason}", file=sys.stderr)
         return 1

@@ -139,6 +139,9 @@ def check(label: str, response, seen: Counter) -> None:
     if label.endswith(".csv") and response.status_code == 200:
         assert response["Content-Type"].startswith("text/csv"), (label, response["Content-Type"])
         return
+    if label.endswith(".pdf") and response.status_code == 200:
+        assert response["Content-Type"] == "application/pdf" and response.content.startswith(b"%PDF-"), label
+        return
     assert response["Content-Type"].startswith("application/json"), (label, response["Content-Type"])
     if response.status_code >= 400:
         assert set(response.json()) == {"error"} and response.json()["error"]["message"], response.content[:300]

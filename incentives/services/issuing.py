@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from consortium.access import Principal
@@ -45,14 +45,13 @@ def pool_issue(*, actor: Principal, pool: RevenuePool) -> RevenuePool:
             raise Conflict(f"Issuing takes {APPROVALS_NEEDED} approvals of the drafted statements; "
                            f"the pool has {approvals}.")
         statements = list(pool.statements.filter(status=Statement.Status.DRAFT).select_related("participant"))
+        runs = pool_run_ids(pool)
         _post_funding(pool, actor)
         for statement in statements:
-            statement.ledger_entry_seq = _post_statement(pool, statement, actor).seq
+            statement.ledger_entry_seq = _post_statement(pool, statement, actor, runs).seq
         checkpoint = checkpoint_create()
         now = timezone.now()
-        for statement in statements:
-            statement.status, statement.issued_at = Statement.Status.ISSUED, now
-        Statement.objects.bulk_update(statements, ["status", "issued_at", "ledger_entry_seq"])
+        _freeze(statements, now)
         pool.status, pool.issued_at, pool.issued_by = RevenuePool.Status.ISSUED, now, actor.stored_user
         pool.checkpoint_size = checkpoint.tree_size
         pool.save(update_fields=["status", "issued_at", "issued_by", "checkpoint_size"])
@@ -112,15 +111,31 @@ def _post_funding(pool: RevenuePool, actor: Principal) -> None:
         )
 
 
-def _post_statement(pool: RevenuePool, statement: Statement, actor: Principal):
+def _post_statement(pool: RevenuePool, statement: Statement, actor: Principal, runs: list[str]):
     """The statement's own entry: a transaction when money moves, else a record."""
     postings = _statement_postings(pool, statement)
     return entry_append(
         consortium=pool.consortium, kind="transaction" if postings else "record", actor=actor,
         reference_type="statement", reference_id=str(statement.pk), participants=[statement.participant.slug],
-        idempotency_key=f"statement:{statement.pk}", body=statement_ledger_body(pool, statement),
+        idempotency_key=f"statement:{statement.pk}", body=statement_ledger_body(pool, statement, valuation_runs=runs),
         postings=postings or None,
     )
+
+
+def _freeze(statements: list[Statement], now) -> None:
+    """Mark the statements issued with their entries' seqs. On PostgreSQL one UPDATE … FROM
+    unnest (Django's bulk_update builds a CASE per row and field: 0.8 s for 1,000 rows)."""
+    for statement in statements:
+        statement.status, statement.issued_at = Statement.Status.ISSUED, now
+    if connection.vendor != "postgresql":
+        Statement.objects.bulk_update(statements, ["status", "issued_at", "ledger_entry_seq"])
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {Statement._meta.db_table} AS s SET status = %s, issued_at = %s, ledger_entry_seq = v.seq "
+            "FROM unnest(%s::uuid[], %s::bigint[]) AS v(id, seq) WHERE s.id = v.id",
+            [Statement.Status.ISSUED, now, [s.pk for s in statements], [s.ledger_entry_seq for s in statements]],
+        )
 
 
 def _statement_postings(pool: RevenuePool, statement: Statement) -> list[tuple[str, Decimal, str]]:
@@ -139,8 +154,14 @@ def _statement_postings(pool: RevenuePool, statement: Statement) -> list[tuple[s
     return [(account, amount, currency) for account, amount in lines.items() if amount]
 
 
-def statement_ledger_body(pool: RevenuePool, statement: Statement) -> dict:
-    """What the statement's entry records: the figures its documents show, as text."""
+def pool_run_ids(pool: RevenuePool) -> list[str]:
+    """The ids of the valuation runs a pool rests on, sorted, as text."""
+    return sorted(str(run_id) for run_id in pool.valuation_runs.values_list("pk", flat=True))
+
+
+def statement_ledger_body(pool: RevenuePool, statement: Statement, *, valuation_runs: list[str] | None = None) -> dict:
+    """What the statement's entry records: the figures its documents show, as text
+    (``valuation_runs``: the pool's, when the caller has read them already)."""
     return {
         "type": "statement", "statement": str(statement.pk), "version": str(statement.version),
         "supersedes": None if statement.supersedes_id is None else str(statement.supersedes_id),
@@ -150,7 +171,7 @@ def statement_ledger_body(pool: RevenuePool, statement: Statement) -> dict:
         "share": statement.share, "contribution": repr(statement.contribution),
         "contribution_stderr": repr(statement.contribution_stderr), "methods": list(statement.methods),
         "policy_version": str(pool.policy.version),
-        "valuation_runs": sorted(str(run_id) for run_id in pool.valuation_runs.values_list("pk", flat=True)),
+        "valuation_runs": pool_run_ids(pool) if valuation_runs is None else list(valuation_runs),
     }
 
 
