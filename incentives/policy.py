@@ -23,7 +23,6 @@ it counts as the exact binary number it is):
 from __future__ import annotations
 
 import math
-from bisect import bisect_left
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from decimal import Decimal, localcontext
@@ -205,26 +204,39 @@ def bounded_shares(weights: Mapping[str, Fraction], floor: Fraction, cap: Fracti
 
 
 def _level(weights: list[Fraction], floor: Fraction, cap: Fraction | None) -> Fraction:
-    """The level at which ``Σ held(level · w)`` is 1, for weights that sum to 1.
+    """The least level at which ``Σ held(level · w)`` reaches 1, for weights that sum to 1.
 
     The sum rises with the level and is linear between the kinks where a weight leaves the
-    floor (``floor / w``) or reaches the cap (``cap / w``), so the level is found exactly by
-    interpolating between the two kinks that straddle 1.
+    floor (``floor / w``) or reaches the cap (``cap / w``). One sweep over the sorted kinks
+    keeps the sum's pieces (how many shares sit at the floor, at the cap, and the free
+    weight) and solves the linear piece where it reaches 1, in O(k log k) for k
+    participants (a bisection evaluated the whole sum at each of its steps: 0.4 s at 1,000).
     """
-    def filled(level: Fraction) -> Fraction:
-        return sum((_held(level * weight, floor, cap) for weight in weights), ZERO)
-
-    kinks = {ZERO} | {floor / weight for weight in weights}
+    kinks = [(floor / weight, _FREED, weight) for weight in weights]
     if cap is not None:
-        kinks |= {cap / weight for weight in weights}
-    kinks = sorted(kinks)
-    reached = bisect_left(kinks, True, key=lambda level: filled(level) >= 1)
-    if reached == 0:
-        return ZERO  # the floors take everything: every share is the floor
-    if reached == len(kinks):
-        return ONE  # past the last kink nobody is held (a cap would hold everybody, at k · cap >= 1), and Σw = 1
-    low, high = kinks[reached - 1], kinks[reached]
-    return low + (1 - filled(low)) * (high - low) / (filled(high) - filled(low))
+        kinks += [(cap / weight, _CAPPED, weight) for weight in weights]
+    kinks.sort(key=lambda kink: (kink[0], kink[1]))
+    at_floor, at_cap, free, previous = len(weights), 0, ZERO, ZERO
+    for level, kind, weight in kinks:
+        if at_floor * floor + at_cap * (cap or ZERO) + level * free >= 1:
+            return _solve(at_floor * floor + at_cap * (cap or ZERO), free, previous)
+        if kind == _FREED:
+            at_floor, free = at_floor - 1, free + weight
+        else:
+            at_cap, free = at_cap + 1, free - weight
+        previous = level
+    # Past the last kink nobody is held: the sum is the level (Σw = 1); with a cap every
+    # share is held, k · cap >= 1, and the loop returned already.
+    return _solve(at_cap * (cap or ZERO), free, previous)
+
+
+_FREED, _CAPPED = 0, 1  # at equal levels a share leaves the floor before another reaches the cap
+
+
+def _solve(held: Fraction, free: Fraction, lowest: Fraction) -> Fraction:
+    """The level where ``held + level · free`` is 1, not below ``lowest`` (a flat piece
+    that is already at 1 or above: ``lowest`` itself)."""
+    return max(lowest, (1 - held) / free) if free else lowest
 
 
 def _held(value: Fraction, floor: Fraction, cap: Fraction | None) -> Fraction:
