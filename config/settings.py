@@ -236,6 +236,12 @@ VALUATION_TASK_SOFT_TIME_LIMIT = env_int("VALUATION_TASK_SOFT_TIME_LIMIT", 3600)
 VALUATION_TASK_TIME_LIMIT = env_int("VALUATION_TASK_TIME_LIMIT", 3900)
 VALUATION_TASK_MAX_RETRIES = env_int("VALUATION_TASK_MAX_RETRIES", 5)
 
+# Disputes: governance answers a dispute within this many days of its filing (the deadline
+# shown to both sides); participants are told of every step by e-mail, which goes to the
+# console unless a real backend is configured.
+DISPUTE_RESPONSE_DAYS = env_int("DISPUTE_RESPONSE_DAYS", 30)
+EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+
 # Rate limits (core/throttling.py): per API key, per signed-in user, per anonymous address;
 # "N/second|minute|hour|day", or empty for none. Counters live in the cache (CACHE_URL).
 API_THROTTLE_RATES = {
@@ -306,6 +312,9 @@ LOGGING = {
         # Our request log replaces Django's plain-text one.
         "django.server": {"handlers": [], "level": "ERROR", "propagate": False},
         "django.request": {"handlers": ["console"], "level": "ERROR", "propagate": False},
+        # WeasyPrint logs every step of every PDF at INFO; its warnings (a missing font) stay.
+        "weasyprint": {"level": "WARNING"},
+        "fontTools": {"level": "WARNING"},
     },
 }
 

@@ -33,6 +33,9 @@ class Capability(StrEnum):
     VIEW_STATEMENTS = "view_statements"  # statements; participants only their own organisation's
     MANAGE_POOLS = "manage_pools"  # open, draft, approve, issue and mark paid (people only: four eyes)
     SET_POLICY = "set_policy"  # new allocation policy versions
+    VIEW_DISPUTES = "view_disputes"  # disputes; participants only their own organisation's
+    FILE_DISPUTES = "file_disputes"  # dispute a line of one's own organisation's statement (people only)
+    RESOLVE_DISPUTES = "resolve_disputes"  # review, order re-valuations, decide (people only)
 
 
 _STAFF_READ = {
@@ -45,6 +48,7 @@ _STAFF_READ = {
     Capability.VIEW_VALUATIONS,
     Capability.VIEW_POOLS,
     Capability.VIEW_STATEMENTS,
+    Capability.VIEW_DISPUTES,
 }
 
 ROLE_CAPABILITIES: dict[str, frozenset[Capability]] = {
@@ -53,11 +57,13 @@ ROLE_CAPABILITIES: dict[str, frozenset[Capability]] = {
     ),
     Role.GOVERNANCE: frozenset(
         _STAFF_READ
-        | {Capability.UPLOAD_VALIDATION, Capability.START_VALUATION, Capability.SET_TRANSPARENCY, Capability.SET_POLICY}
+        | {Capability.UPLOAD_VALIDATION, Capability.START_VALUATION, Capability.SET_TRANSPARENCY, Capability.SET_POLICY,
+           Capability.RESOLVE_DISPUTES}
     ),
     Role.AUDITOR: frozenset(_STAFF_READ),
     Role.PARTICIPANT: frozenset(
-        {Capability.VIEW, Capability.VIEW_LEDGER, Capability.VIEW_VALUATIONS, Capability.VIEW_STATEMENTS}
+        {Capability.VIEW, Capability.VIEW_LEDGER, Capability.VIEW_VALUATIONS, Capability.VIEW_STATEMENTS,
+         Capability.VIEW_DISPUTES, Capability.FILE_DISPUTES}
     ),
 }
 

@@ -146,3 +146,92 @@ class Statement(models.Model):
 
     def __str__(self) -> str:
         return f"{self.pool.reference} {self.participant.slug} v{self.version}"
+
+
+class Dispute(models.Model):
+    """A participant's objection to one line of an issued statement, and its resolution.
+
+    States: ``open`` → ``under_review`` → (``revaluation_ordered``) → ``decided``, with the
+    outcome ``upheld`` (a revised statement and reversing/correcting entries) or ``rejected``.
+    A dispute is never deleted; its ``DisputeEvent`` rows are the audit trail.
+    """
+
+    class Line(models.TextChoices):
+        AMOUNT = "amount", "Amount"
+        CONTRIBUTION = "contribution", "Contribution"
+        SHARE = "share", "Share"
+        DATA_VOLUME = "data_volume", "Data volume"
+
+    class Status(models.TextChoices):
+        OPEN = "open", "Open"
+        UNDER_REVIEW = "under_review", "Under review"
+        REVALUATION_ORDERED = "revaluation_ordered", "Re-valuation ordered"
+        DECIDED = "decided", "Decided"
+
+    class Outcome(models.TextChoices):
+        UPHELD = "upheld", "Upheld"
+        REJECTED = "rejected", "Rejected"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    statement = models.ForeignKey(Statement, on_delete=models.PROTECT, related_name="disputes")
+    participant = models.ForeignKey(Participant, on_delete=models.PROTECT, related_name="disputes")
+    filed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                 related_name="+")
+    line = models.CharField(max_length=16, choices=Line.choices)
+    reason = models.TextField(max_length=5000)
+    attachment_name = models.CharField(max_length=255, blank=True, help_text="Storage name; empty without one.")
+    attachment_filename = models.CharField(max_length=255, blank=True, help_text="The name the filer gave it.")
+    attachment_size = models.PositiveBigIntegerField(null=True, blank=True)
+    attachment_sha256 = models.CharField(max_length=64, blank=True)
+    attachment_content_type = models.CharField(max_length=100, blank=True)
+    status = models.CharField(max_length=24, choices=Status.choices, default=Status.OPEN)
+    outcome = models.CharField(max_length=16, choices=Outcome.choices, blank=True)
+    response_deadline = models.DateField(help_text="Governance answers by this date.")
+    decision_note = models.TextField(blank=True)
+    adjustment = models.DecimalField(**MONEY, null=True, blank=True,
+                                     help_text="Revised amount minus the disputed statement's amount.")
+    revalued_run = models.ForeignKey(ValuationRun, null=True, blank=True, on_delete=models.PROTECT,
+                                     related_name="+", help_text="The pool's run that was valued again.")
+    revaluation = models.ForeignKey(ValuationRun, null=True, blank=True, on_delete=models.PROTECT,
+                                    related_name="disputes")
+    revised_statement = models.ForeignKey(Statement, null=True, blank=True, on_delete=models.PROTECT,
+                                          related_name="+")
+    decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+    decided_at = models.DateTimeField(null=True, blank=True)
+    reversal_entry_seq = models.BigIntegerField(null=True, blank=True)
+    correction_entry_seq = models.BigIntegerField(null=True, blank=True)
+    decision_entry_seq = models.BigIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            # One undecided dispute per statement line and participant (the service says so first;
+            # this catches two filings racing).
+            models.UniqueConstraint(fields=["statement", "participant", "line"], condition=~Q(status="decided"),
+                                    name="one_open_dispute_per_line"),
+            models.CheckConstraint(condition=Q(status="decided") | Q(outcome=""), name="dispute_outcome_when_decided"),
+        ]
+        indexes = [models.Index(fields=["status", "-created_at"], name="dispute_queue")]
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"dispute {self.pk} ({self.line}, {self.status})"
+
+
+class DisputeEvent(models.Model):
+    """One action on a dispute: who, when, what (the dispute's own audit trail)."""
+
+    dispute = models.ForeignKey(Dispute, on_delete=models.PROTECT, related_name="events")
+    actor_label = models.CharField(max_length=200)
+    actor_user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+    action = models.CharField(max_length=32)
+    data = models.JSONField(default=dict)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["dispute", "created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.dispute_id} {self.action} by {self.actor_label}"

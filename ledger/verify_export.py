@@ -366,9 +366,16 @@ def statement_matches_entry(document: dict, entry: dict) -> None:
 
 def _postings_match(figures: dict, pool: dict, entry: dict) -> None:
     """From the pool's account the allocation, from the carry-over what is carried in; to the
-    participant's payable the amount, back to the carry-over what is carried out."""
+    participant's payable the amount, back to the carry-over what is carried out. A revised
+    statement (an upheld dispute) takes the difference against the version it revises from
+    the reserve: its entry's ``reserve_funds``, posted to the reserve and netted against the
+    pool's account."""
     expected: dict[str, Decimal] = defaultdict(Decimal)
     expected[f"revenue_pool:{pool['reference']}"] -= _decimal(figures["allocated"], "allocated")
+    if "reserve_funds" in entry["body"]:
+        funded = _decimal(entry["body"]["reserve_funds"], "reserve_funds")
+        expected[f"revenue_pool:{pool['reference']}"] += funded
+        expected["reserve"] -= funded
     expected[CARRYOVER_ACCOUNT] -= _decimal(figures["carried_in"], "carried_in")
     expected[f"participant_payable:{figures['participant']}"] += _decimal(figures["amount"], "amount")
     expected[CARRYOVER_ACCOUNT] += _decimal(figures["carried_out"], "carried_out")

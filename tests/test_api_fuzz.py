@@ -32,7 +32,7 @@ from schemathesis.core import NotSet
 
 from consortium.access import Principal
 from consortium.audit import system_principal
-from incentives.services import policy_change
+from incentives.services import dispute_file, dispute_review, policy_change
 from ledger.services import checkpoint_create, entry_append
 from tests.factories import ApiKeyFactory, MembershipFactory, ParticipantFactory
 from tests.incentives.worlds import pools_in_every_state
@@ -78,13 +78,18 @@ def world(consortium, django_capture_on_commit_callbacks):
     policy = policy_change(actor=system_principal(), consortium=consortium, blend_alpha=Decimal("0.5"))
     pools = pools_in_every_state(consortium, valuation, policy=policy)
     statement = pools["issued"].statements.get(participant=alpha)
+    filer = Principal(user=MembershipFactory(consortium=consortium, role="participant", participant=alpha).user)
+    dispute = dispute_file(actor=filer, statement=statement, line="amount", reason="Too low.", attachment=b"%PDF-1.4",
+                           attachment_filename="evidence.pdf", attachment_content_type="application/pdf")
+    dispute_review(actor=Principal(user=MembershipFactory(consortium=consortium, role="governance").user),
+                   dispute=dispute)
     checkpoint_create()
     users = {role: MembershipFactory(consortium=consortium, role=role).user for role in ("finance", "governance")}
     revocable = ApiKeyFactory(consortium=consortium, scopes=["read"])  # not the fuzzer's own key
     return {"key": key, "users": users, "path_parameters": {
         "slug": consortium.slug, "run_id": str(run.pk), "participant_slug": "alpha", "t": 1,
         "key_id": str(revocable.pk), "seq": 0, "tree_size": 1, "valuation_run_id": str(valuation.pk),
-        "pool_id": str(pools["drafted"].pk), "statement_id": str(statement.pk)}}
+        "pool_id": str(pools["drafted"].pk), "statement_id": str(statement.pk), "dispute_id": str(dispute.pk)}}
 
 
 def _client(world, caller: str) -> Client:
@@ -138,6 +143,11 @@ def check(label: str, response, seen: Counter) -> None:
     assert response.status_code < 500, (label, response.status_code, response.content[:500])
     if label.endswith(".csv") and response.status_code == 200:
         assert response["Content-Type"].startswith("text/csv"), (label, response["Content-Type"])
+        return
+    if label.endswith("/attachment") and response.status_code == 200:
+        # A dispute's attachment comes back as the participant sent it, never to be rendered.
+        assert response["Content-Disposition"].startswith("attachment"), label
+        assert response["X-Content-Type-Options"] == "nosniff", label
         return
     if label.endswith(".pdf") and response.status_code == 200:
         assert response["Content-Type"] == "application/pdf" and response.content.startswith(b"%PDF-"), label

@@ -14,7 +14,8 @@ valued once (succeeded) and requested a second time (queued), and three revenue 
 that valuation: drafted, approved and issued (statements of alpha and beta), each drafted
 and approved by finance users other than ``fin``. Its ledger holds that valuation's
 record, an income receipt, an entry concerning alpha, one concerning only beta, the issued
-pool's entries, and a checkpoint over them all. The
+pool's entries, and a checkpoint over them all. Alpha disputes its issued statement three
+times (open, under review, rejected), beta once. The
 ledger's checkpoints and consistency proofs are deployment-wide, so anyone who may read
 some consortium's ledger (outsider, foreign) reads them.
 
@@ -35,7 +36,7 @@ from django.utils import timezone
 from consortium.access import Principal
 from ledger.services import checkpoint_create, entry_append
 from tests.factories import ApiKeyFactory, ConsortiumFactory, MembershipFactory, ParticipantFactory
-from tests.incentives.worlds import pools_in_every_state
+from tests.incentives.worlds import disputes_in_every_state, pools_in_every_state
 from tests.valuation.conftest import LOGISTIC_SPEC, logistic_arrays, npz_bytes, validation_arrays
 from valuation.services import (
     global_weights_upload,
@@ -165,6 +166,29 @@ MATRIX = [
     ("GET", "/c/{slug}/statements/{alpha_statement}/", None, None, "302 200 200 200 200 404 302 302 302 302 302 302"),
     ("GET", "/c/{slug}/statements/{beta_statement}/", None, None,  "302 200 200 200 404 404 302 302 302 302 302 302"),
     ("GET", "/c/{slug}/statements/{draft_statement}/", None, None, "302 200 200 200 404 404 302 302 302 302 302 302"),
+    ("POST", "/api/v1/statements/{alpha_statement}/disputes/", lambda w: {"line": "share", "reason": "r"}, "json",
+     "401 403 403 403 201 404 401 403 403 403 403 404"),
+    ("POST", "/api/v1/statements/{beta_statement}/disputes/", lambda w: {"line": "share", "reason": "r"}, "json",
+     "401 403 403 403 404 404 401 403 403 403 403 404"),
+    ("POST", "/api/v1/statements/{draft_statement}/disputes/", lambda w: {"line": "share", "reason": "r"}, "json",
+     "401 403 403 403 404 404 401 403 403 403 403 404"),
+    ("GET", "/api/v1/disputes/", None, None,                      "401 200 200 200 200 200 401 403 403 403 200 200"),
+    ("GET", "/api/v1/disputes/{open_dispute}/", None, None,       "401 200 200 200 200 404 401 403 403 403 200 404"),
+    ("GET", "/api/v1/disputes/{beta_dispute}/", None, None,       "401 200 200 200 404 404 401 403 403 403 200 404"),
+    ("POST", "/api/v1/disputes/{open_dispute}/review/", None, "json",
+     "401 403 200 403 403 404 401 403 403 403 403 404"),
+    ("POST", "/api/v1/disputes/{reviewed_dispute}/revaluation/", lambda w: {"method": "exact"}, "json",
+     "401 403 200 403 403 404 401 403 403 403 403 404"),
+    ("GET", "/api/v1/disputes/{reviewed_dispute}/comparison/", None, None,
+     "401 200 200 200 200 404 401 403 403 403 200 404"),
+    ("POST", "/api/v1/disputes/{reviewed_dispute}/decide/", lambda w: {"outcome": "rejected"}, "json",
+     "401 403 200 403 403 404 401 403 403 403 403 404"),
+    ("POST", "/api/v1/disputes/{decided_dispute}/decide/", lambda w: {"outcome": "rejected"}, "json",
+     "401 403 409 403 403 404 401 403 403 403 403 404"),
+    ("GET", "/api/v1/disputes/{open_dispute}/attachment", None, None,
+     "401 200 200 200 200 404 401 403 403 403 200 404"),
+    ("GET", "/api/v1/disputes/{beta_dispute}/attachment", None, None,
+     "401 200 200 200 404 404 401 403 403 403 200 404"),
     ("GET", "/api/v1/schema/", None, None,                        "200 200 200 200 200 200 401 200 200 200 200 200"),
     ("GET", "/api/v1/docs/", None, None,                          "200 200 200 200 200 200 401 200 200 200 200 200"),
     ("GET", "/healthz", None, None,                               "200 200 200 200 200 200 200 200 200 200 200 200"),
@@ -237,6 +261,7 @@ def world(db, django_capture_on_commit_callbacks):
     pools = pools_in_every_state(consortium, succeeded)
     issued = {s.participant.slug: s for s in pools["issued"].statements.select_related("participant")}
     drafted = pools["drafted"].statements.get(participant=alpha)
+    disputes = disputes_in_every_state(consortium, {"alpha": issued["alpha"], "beta": issued["beta"]})
     checkpoint = checkpoint_create()
     # Seqs are deployment-wide and start wherever the ledger stands, so the URLs take them
     # from the entries rather than assuming 1 and 2.
@@ -247,6 +272,8 @@ def world(db, django_capture_on_commit_callbacks):
         "tree_size": checkpoint.tree_size, "vrun": succeeded.pk, "queued_vrun": queued.pk,
         "drafted_pool": pools["drafted"].pk, "approved_pool": pools["approved"].pk, "issued_pool": pools["issued"].pk,
         "alpha_statement": issued["alpha"].pk, "beta_statement": issued["beta"].pk, "draft_statement": drafted.pk,
+        "open_dispute": disputes["open"].pk, "reviewed_dispute": disputes["reviewed"].pk,
+        "decided_dispute": disputes["rejected"].pk, "beta_dispute": disputes["beta"].pk,
     }
     return {"consortium": consortium, "run": run, "keys": keys, "users": users, "url_values": url_values}
 

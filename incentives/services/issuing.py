@@ -113,7 +113,7 @@ def _post_funding(pool: RevenuePool, actor: Principal) -> None:
 
 def _post_statement(pool: RevenuePool, statement: Statement, actor: Principal, runs: list[str]):
     """The statement's own entry: a transaction when money moves, else a record."""
-    postings = _statement_postings(pool, statement)
+    postings = statement_postings(pool, statement)
     return entry_append(
         consortium=pool.consortium, kind="transaction" if postings else "record", actor=actor,
         reference_type="statement", reference_id=str(statement.pk), participants=[statement.participant.slug],
@@ -138,7 +138,7 @@ def _freeze(statements: list[Statement], now) -> None:
         )
 
 
-def _statement_postings(pool: RevenuePool, statement: Statement) -> list[tuple[str, Decimal, str]]:
+def statement_postings(pool: RevenuePool, statement: Statement) -> list[tuple[str, Decimal, str]]:
     """Allocated from the pool; carried in from the carry-over account; paid to the payable,
     or (under the minimum payout) the whole amount back to the carry-over account."""
     currency, slug = pool.currency, statement.participant.slug

@@ -160,3 +160,25 @@ def test_a_malformed_document_fails_without_a_traceback(tmp_path, capsys, docume
     status, output = _verify(tmp_path, capsys, _rehashed(document) if document.get("statement") != [] else document,
                              key)
     assert status == 1 and output.startswith("FAILED:") and "Traceback" not in output
+
+
+def test_a_revised_statement_from_an_upheld_dispute_passes_with_its_reserve_funded_difference(
+    tmp_path, capsys, consortium, pools, key
+):
+    from consortium.access import Principal
+    from incentives.services import dispute_decide, dispute_file, dispute_review
+    from tests.factories import MembershipFactory
+
+    original = pools["issued"].statements.get(participant__slug="alpha")
+    alpha = consortium.participants.get(slug="alpha")
+    filer = Principal(user=MembershipFactory(consortium=consortium, role="participant", participant=alpha).user)
+    governance = Principal(user=MembershipFactory(consortium=consortium, role="governance").user)
+    dispute = dispute_file(actor=filer, statement=original, line="amount", reason="Too low.")
+    dispute_review(actor=governance, dispute=dispute)
+    dispute = dispute_decide(actor=governance, dispute=dispute, outcome="upheld", amount=original.amount + 25)
+    revised = statement_document(statement=dispute.revised_statement)
+    assert revised["statement"]["version"] == 2 and revised["ledger"]["checkpoint"] is not None
+    status, output = _verify(tmp_path, capsys, revised, key)
+    assert status == 0, output
+    status, output = _verify(tmp_path, capsys, statement_document(statement=original), key)
+    assert status == 0, output  # version 1 stays readable and provable

@@ -1,0 +1,86 @@
+"""Reading disputes: who may see which (404 outside the caller's consortia and, for a
+participant user, outside its own organisation's disputes; 403 for a role or key scope that
+reads none), and the side-by-side comparison of a re-valuation with the run it redoes."""
+
+from __future__ import annotations
+
+from django.core.exceptions import ValidationError
+from django.db.models import Q
+
+from consortium.access import Capability, Principal, figures_visibility, require
+from consortium.models import Transparency
+from core.errors import NotFound
+from incentives.models import Dispute
+from valuation.models import ParticipantScore, ValuationRun
+
+_RELATED = ("statement", "statement__pool", "statement__pool__consortium", "participant", "filed_by", "decided_by",
+            "revaluation", "revalued_run", "revised_statement")
+
+
+def disputes_visible(principal: Principal):
+    """Every dispute of a consortium where the caller sees every participant's data; elsewhere,
+    where it reads disputes, its own organisation's."""
+    everything, own = [], []
+    for consortium in principal.consortia():
+        if not principal.can(consortium, Capability.VIEW_DISPUTES):
+            continue
+        if principal.can(consortium, Capability.VIEW_ALL):
+            everything.append(consortium.id)
+        elif (participant := principal.own_participant(consortium)) is not None:
+            own.append(participant.id)
+    scope = Q(statement__pool__consortium_id__in=everything) | Q(participant_id__in=own)
+    return Dispute.objects.filter(scope).select_related(*_RELATED)
+
+
+def dispute_get(principal: Principal, dispute_id, capability: Capability = Capability.VIEW_DISPUTES) -> Dispute:
+    """A dispute the caller may see (else 404) and may ``capability`` (else 403)."""
+    try:
+        dispute = (Dispute.objects.filter(statement__pool__consortium_id__in=principal.consortium_ids())
+                   .select_related(*_RELATED).get(pk=dispute_id))
+    except (Dispute.DoesNotExist, ValidationError, ValueError):
+        raise NotFound("No such dispute.") from None
+    consortium = dispute.statement.pool.consortium
+    require(principal, consortium, Capability.VIEW_DISPUTES)
+    if not principal.can(consortium, Capability.VIEW_ALL):
+        own = principal.own_participant(consortium)
+        if own is None or own.pk != dispute.participant_id:
+            raise NotFound("No such dispute.")
+    require(principal, consortium, capability)
+    return dispute
+
+
+def dispute_comparison(*, principal: Principal, dispute: Dispute) -> dict:
+    """The redone run's scores beside the re-valuation's, per participant: value, standard
+    error and 95 % interval of each, the difference (new − old), and whether the new value
+    lies outside the old interval. ``rows`` is empty until the re-valuation has succeeded;
+    a participant user sees only its own row unless the consortium shows all figures."""
+    old_run, new_run = dispute.revalued_run, dispute.revaluation
+    result = {"dispute": dispute.pk, "participant": dispute.participant.slug, "old_run": old_run,
+              "new_run": new_run, "rows": []}
+    if old_run is None or new_run is None or new_run.status != ValuationRun.Status.SUCCEEDED:
+        return result
+    consortium = dispute.statement.pool.consortium
+    scores = ParticipantScore.objects.filter(valuation_run__in=[old_run, new_run]).select_related("participant")
+    if figures_visibility(principal, consortium) != Transparency.ALL:
+        scores = scores.filter(participant=principal.own_participant(consortium))
+    by_slug: dict[str, dict] = {}
+    for score in scores:
+        side = "old" if score.valuation_run_id == old_run.pk else "new"
+        by_slug.setdefault(score.participant.slug, {})[side] = score
+    result["rows"] = [_row(slug, sides.get("old"), sides.get("new")) for slug, sides in sorted(by_slug.items())]
+    return result
+
+
+def _row(slug: str, old: ParticipantScore | None, new: ParticipantScore | None) -> dict:
+    row = {"participant": slug, "old": _figures(old), "new": _figures(new), "difference": None,
+           "outside_old_interval": None}
+    if old is not None and new is not None:
+        row["difference"] = new.value - old.value
+        row["outside_old_interval"] = not (old.ci_low <= new.value <= old.ci_high)
+    return row
+
+
+def _figures(score: ParticipantScore | None) -> dict | None:
+    if score is None:
+        return None
+    return {"value": score.value, "stderr": score.stderr, "ci_low": score.ci_low, "ci_high": score.ci_high}
