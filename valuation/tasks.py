@@ -54,9 +54,9 @@ class ValuationTask(DjangoTask):
 _VALUATION_TASK = {
     "base": ValuationTask,
     "bind": True,
-    # Nothing reads a valuation task's return value (the run's row is the result), and a
-    # caller that subscribes to results waits ~20 s on a broker outage before failing.
-    # Failures and revocations are still stored, for operators.
+    # Nothing reads the planning or finishing step's return value (the run's row is the
+    # result), and a web process that subscribes to a result waits ~20 s on a broker outage
+    # before failing. Failures and revocations are still stored, for operators.
     "ignore_result": True,
     "store_errors_even_if_ignored": True,
     "acks_late": True,
@@ -139,7 +139,9 @@ def valuation_run_plan_task(self, valuation_run_id: str) -> int:
     return len(pending or [])
 
 
-@shared_task(**_VALUATION_TASK)
+# A chunk's outcome (done, or discarded after a cancel) is kept: workers send chunks, never a
+# web request, and operators (and the cancel test) read which chunks ran.
+@shared_task(**{**_VALUATION_TASK, "ignore_result": False})
 def valuation_chunk_task(self, valuation_run_id: str, chunk_id: int) -> bool:
     last = _guarded(self, valuation_run_id, _chunk_label(chunk_id), lambda: valuation_chunk_run(chunk_id=chunk_id))
     if last:
