@@ -15,9 +15,10 @@ that valuation: drafted, approved and issued (statements of alpha and beta), eac
 and approved by finance users other than ``fin``. Its ledger holds that valuation's
 record, an income receipt, an entry concerning alpha, one concerning only beta, the issued
 pool's entries, and a checkpoint over them all. Alpha disputes its issued statement three
-times (open, under review, rejected), beta once. The
-ledger's checkpoints and consistency proofs are deployment-wide, so anyone who may read
-some consortium's ledger (outsider, foreign) reads them.
+times (open, under review, rejected), beta once. The ledger's checkpoints and consistency
+proofs are deployment-wide, so anyone who may read some consortium's ledger (outsider,
+foreign) reads them. Each case builds only the part of this world its path can reach
+(``_needs``): the valuation, the pools and the disputes cost most of a case's time.
 
 Every refusal under /api/v1/ must have the one documented error body, ``{"error": ...}``.
 """
@@ -235,8 +236,18 @@ def _valued(run, keys, capture):
     return succeeded, queued
 
 
+def _needs(request) -> tuple[bool, bool, bool]:
+    """What of the costly part of the world the case's path uses: valuation runs, revenue
+    pools (with statements), disputes. Every case builds only what its row can reach."""
+    path = request.node.callspec.params.get("path", "") if hasattr(request.node, "callspec") else ""
+    disputes = "dispute" in path
+    settlement = disputes or "pool" in path or "statement" in path
+    return settlement or "valuation-runs" in path, settlement, disputes
+
+
 @pytest.fixture
-def world(db, django_capture_on_commit_callbacks):
+def world(request, db, django_capture_on_commit_callbacks):
+    valuation, settlement, disputes_needed = _needs(request)
     consortium = ConsortiumFactory(slug="acme")
     alpha = ParticipantFactory(consortium=consortium, slug="alpha")
     ParticipantFactory(consortium=consortium, slug="beta")
@@ -251,31 +262,44 @@ def world(db, django_capture_on_commit_callbacks):
     users["outsider"] = MembershipFactory(consortium=other, role="finance").user
     run = training_run_create(actor=Principal(api_key=keys["ingest"]), consortium=consortium, name="r",
                               model_family="logistic", task="binary", metric="auc", parameter_spec=LOGISTIC_SPEC)
-    succeeded, queued = _valued(run, keys, django_capture_on_commit_callbacks)
+    url_values = {}
+    if valuation:
+        succeeded, queued = _valued(run, keys, django_capture_on_commit_callbacks)
+        url_values.update(vrun=succeeded.pk, queued_vrun=queued.pk)
     target_key = ApiKeyFactory(consortium=consortium, scopes=["read"])
     entry_append(consortium=consortium, kind="transaction", body={"memo": "receipt"}, actor="system:test",
                  reference_type="revenue_pool", reference_id="pool-1",
                  postings=[("consortium_income", Decimal("-100"), "EUR"), ("revenue_pool", Decimal("100"), "EUR")])
     alpha_entry = _ledger_transfer(consortium, "alpha")
     beta_entry = _ledger_transfer(consortium, "beta")
-    pools = pools_in_every_state(consortium, succeeded)
-    issued = {s.participant.slug: s for s in pools["issued"].statements.select_related("participant")}
-    drafted = pools["drafted"].statements.get(participant=alpha)
-    disputes = disputes_in_every_state(consortium, {"alpha": issued["alpha"], "beta": issued["beta"]})
+    if settlement:
+        url_values.update(_settled(consortium, succeeded, alpha, disputes_needed))
     checkpoint = checkpoint_create()
     # Seqs are deployment-wide and start wherever the ledger stands, so the URLs take them
     # from the entries rather than assuming 1 and 2.
-    url_values = {
+    url_values.update({
         "slug": consortium.slug, "run": run.pk, "key_id": target_key.pk, "alpha": alpha.slug,
         "alpha_seq": alpha_entry.seq, "beta_seq": beta_entry.seq,
         "missing_seq": checkpoint.tree_size,  # the next seq: no entry has it yet
-        "tree_size": checkpoint.tree_size, "vrun": succeeded.pk, "queued_vrun": queued.pk,
-        "drafted_pool": pools["drafted"].pk, "approved_pool": pools["approved"].pk, "issued_pool": pools["issued"].pk,
-        "alpha_statement": issued["alpha"].pk, "beta_statement": issued["beta"].pk, "draft_statement": drafted.pk,
-        "open_dispute": disputes["open"].pk, "reviewed_dispute": disputes["reviewed"].pk,
-        "decided_dispute": disputes["rejected"].pk, "beta_dispute": disputes["beta"].pk,
-    }
+        "tree_size": checkpoint.tree_size,
+    })
     return {"consortium": consortium, "run": run, "keys": keys, "users": users, "url_values": url_values}
+
+
+def _settled(consortium, valued, alpha, disputes_needed: bool) -> dict:
+    """Pools in every state on the valuation ``valued``, and (when asked) disputes."""
+    pools = pools_in_every_state(consortium, valued)
+    issued = {s.participant.slug: s for s in pools["issued"].statements.select_related("participant")}
+    values = {
+        "drafted_pool": pools["drafted"].pk, "approved_pool": pools["approved"].pk, "issued_pool": pools["issued"].pk,
+        "alpha_statement": issued["alpha"].pk, "beta_statement": issued["beta"].pk,
+        "draft_statement": pools["drafted"].statements.get(participant=alpha).pk,
+    }
+    if disputes_needed:
+        disputes = disputes_in_every_state(consortium, {"alpha": issued["alpha"], "beta": issued["beta"]})
+        values.update(open_dispute=disputes["open"].pk, reviewed_dispute=disputes["reviewed"].pk,
+                      decided_dispute=disputes["rejected"].pk, beta_dispute=disputes["beta"].pk)
+    return values
 
 
 def _client_for(world, caller: str) -> Client:
