@@ -2,7 +2,7 @@
 the time to render one statement's PDF.
 
     OPENBLAS_NUM_THREADS=1 PYTHONPATH=. .venv/bin/python benchmarks/settlement.py \
-        [--quick] [--participants N] [--repeat R] [--keep] [--profile] [--experiment]
+        [--quick] [--participants N] [--repeat R] [--keep] [--profile]
 
 Needs PostgreSQL (no broker: CELERY_BROKER_URL stays unset and nothing here starts a task).
 Uses the server of DATABASE_URL (default postgres://postgres@127.0.0.1:5432/postgres) but
@@ -38,9 +38,9 @@ with one ``cursor.executemany``.
 Target (issue #12, item 8): settling the pool <= 20 x the bulk_create insert.
 
 The ledger's share alone (``_ledger_floor``): N statement-shaped entries (two postings, one
-participant named) appended in one transaction, one by one with ``entry_append``, and by one
-call of a wrapper that runs the ledger's append function for each (drafted beforehand): the
-database's own work for N entries, a lower bound for any issuing that gives every
+participant named) appended in one transaction, one by one with ``entry_append``, as one
+batch with ``entries_append`` (what issuing does), and by one call of the database's batch
+function with the entries drafted beforehand: the database's own work for N entries, a lower bound for any issuing that gives every
 participant an entry of its own (which it must: a participant reads and proves only the
 entries that concern it).
 
@@ -49,10 +49,7 @@ of the last pool, the first call separately (cold: fonts, templates); median and
 seconds per statement. Null when that function does not exist yet.
 
 ``--profile`` adds a cProfile of one more issuing (top functions by cumulative and own
-time, and the database queries it sends, by kind). ``--experiment`` (not part of the
-default run) also times issuing under local, in-memory monkeypatches that try the proposed
-fix, the statements' entries appended in one round trip (see ``_experiments``); the
-repository's files are not changed.
+time, and the database queries it sends, by kind).
 
 Prints a table and the verdict, writes benchmarks/results/settlement.json, and exits 1
 when the target is missed.
@@ -404,40 +401,6 @@ def _query_kind(sql: str) -> str:
     return text.split(" ")[0].upper() + " (other)"
 
 
-def _experiments(world: dict, repeat: int) -> list[dict]:
-    """EXPERIMENT, not part of the default run: issuing with the statements' entries drafted
-    first and appended in one round trip, through a wrapper function created in the scratch
-    database that calls the ledger's append function for each, in order
-    (``_pool_issue_batched``, an in-memory replacement of ``pool_issue``). The repository's
-    files are not changed. (Two earlier experiments, reading the pool's valuation runs once
-    and freezing the statements with one UPDATE, are now in ``pool_issue`` itself.)
-
-    After the runs, the ledger is verified (``ledger_verify``) so an experiment cannot pass
-    by writing a broken chain.
-    """
-    import incentives.services as services
-    from ledger.services.verify import ledger_verify
-
-    original_issue = services.pool_issue
-    _create_batch_function()
-    services.pool_issue = _pool_issue_batched
-    try:
-        settled = [_settle(world, f"experiment-batch-{i}") for i in range(repeat)]
-    finally:
-        services.pool_issue = original_issue
-    rows = [{"step": "EXPERIMENT (in-memory replacement): statement entries appended in one round trip",
-             "issuing_s": [s["issuing_s"] for s in settled],
-             "issuing_median_s": statistics.median(s["issuing_s"] for s in settled),
-             "drafting_median_s": statistics.median(s["drafting_s"] for s in settled),
-             "settling_median_s": statistics.median(s["settling_s"] for s in settled),
-             "ledger_entries": sorted({s["ledger_entries"] for s in settled})}]
-    report = ledger_verify()
-    rows.append({"step": "ledger verified after the experiment", "ok": report.ok, "entries": report.entries,
-                 "problem": None if report.problem is None else str(report.problem)})
-    assert report.ok, report.problem
-    return rows
-
-
 def _ledger_floor(world: dict, n: int) -> dict:
     """What the ledger alone costs for ``n`` entries shaped like statements (two postings,
     one participant named, a small body), in one transaction: appended one by one with
@@ -448,7 +411,7 @@ def _ledger_floor(world: dict, n: int) -> dict:
     from django.db import connection, transaction
 
     from consortium.audit import system_principal
-    from ledger.services import entry_append
+    from ledger.services import append, entries_append, entry_append
     from ledger.services.draft import entry_draft
 
     consortium, slugs = world["consortium"], world["slugs"][:n]
@@ -467,114 +430,17 @@ def _ledger_floor(world: dict, n: int) -> dict:
         for i, slug in enumerate(slugs):
             entry_append(**shape(f"{tag}-one", i, slug))
     one_by_one = time.perf_counter() - clock
-    _create_batch_function()
-    drafts = [entry_draft(**shape(f"{tag}-batch", i, slug)) for i, slug in enumerate(slugs)]
-    payload = json.dumps(_batch_payload(drafts))
+    clock = time.perf_counter()
+    entries_append([shape(f"{tag}-batch", i, slug) for i, slug in enumerate(slugs)])
+    batch = time.perf_counter() - clock
+    drafts = [entry_draft(**shape(f"{tag}-call", i, slug)) for i, slug in enumerate(slugs)]
+    payload = json.dumps([append._named_params(draft) for draft in drafts])
     clock = time.perf_counter()
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute("SELECT count(*) FROM bench_ledger_append_many(%s::jsonb)", [payload])
+        cursor.execute("SELECT count(*) FROM fairshare_ledger_append_many(%s::jsonb)", [payload])
         assert cursor.fetchone()[0] == len(drafts)
-    batched = time.perf_counter() - clock
-    return {"entries": len(slugs), "entry_append_s": one_by_one, "one_call_s": batched}
-
-
-def _batch_payload(drafts) -> list[dict]:
-    from ledger.services import append
-
-    names = ("kind", "consortium", "reference_type", "reference_id", "actor", "idempotency_key", "head", "middle",
-             "after_seq", "tail", "accounts", "currencies", "amounts", "participants")
-    payload = []
-    for draft in drafts:
-        row = dict(zip(names, append._call_params(draft), strict=True))
-        row["consortium"] = str(row["consortium"])
-        for name in ("head", "middle", "after_seq", "tail"):
-            row[name] = bytes(row[name]).hex()
-        payload.append(row)
-    return payload
-
-
-# A wrapper that calls the ledger's append function once per element of a JSON array, in
-# order, in one round trip: created in the scratch database for experiment 4 only (the
-# repository's function, ledger/sql/append_v2.sql, is what it calls, unchanged).
-_BATCH_FUNCTION = r"""
-CREATE FUNCTION bench_ledger_append_many(p_entries jsonb)
-RETURNS TABLE (r_seq bigint, r_time text, r_prev bytea, r_leaf bytea, r_existing boolean)
-LANGUAGE plpgsql AS $$
-DECLARE e jsonb;
-BEGIN
-    FOR e IN SELECT t.value FROM jsonb_array_elements(p_entries) WITH ORDINALITY AS t(value, n) ORDER BY t.n LOOP
-        RETURN QUERY SELECT * FROM fairshare_ledger_append(
-            e->>'kind', (e->>'consortium')::uuid, e->>'reference_type', e->>'reference_id', e->>'actor',
-            e->>'idempotency_key', decode(e->>'head', 'hex'), decode(e->>'middle', 'hex'),
-            decode(e->>'after_seq', 'hex'), decode(e->>'tail', 'hex'),
-            ARRAY(SELECT x FROM jsonb_array_elements_text(e->'accounts') WITH ORDINALITY AS a(x, n) ORDER BY a.n),
-            ARRAY(SELECT x FROM jsonb_array_elements_text(e->'currencies') WITH ORDINALITY AS a(x, n) ORDER BY a.n),
-            ARRAY(SELECT x::bigint FROM jsonb_array_elements_text(e->'amounts') WITH ORDINALITY AS a(x, n) ORDER BY a.n),
-            ARRAY(SELECT x FROM jsonb_array_elements_text(e->'participants') AS a(x)));
-    END LOOP;
-END;
-$$;
-"""
-
-
-def _create_batch_function() -> None:
-    from django.db import connection
-
-    with connection.cursor() as cursor:
-        cursor.execute("DROP FUNCTION IF EXISTS bench_ledger_append_many(jsonb)")
-        cursor.execute(_BATCH_FUNCTION)
-
-
-def _pool_issue_batched(*, actor, pool):
-    """EXPERIMENT: ``pool_issue`` with the statements' entries drafted in Python first, then
-    appended by one call of ``bench_ledger_append_many`` (each result checked against the
-    bytes Python built, as ``entry_append`` does)."""
-    from django.db import connection, transaction
-    from django.utils import timezone
-
-    from consortium.audit import audit_record
-    from incentives.models import RevenuePool, Statement
-    from incentives.services import issuing
-    from incentives.services.pools import pool_locked
-    from ledger.services import append, checkpoint_create
-    from ledger.services.draft import entry_draft
-
-    with transaction.atomic():
-        pool = pool_locked(pool)
-        assert pool.status == RevenuePool.Status.APPROVED, pool.status
-        statements = list(pool.statements.filter(status=Statement.Status.DRAFT).select_related("participant"))
-        runs = issuing.pool_run_ids(pool)
-        issuing._post_funding(pool, actor)
-        drafts = []
-        for statement in statements:
-            postings = issuing.statement_postings(pool, statement)
-            drafts.append(entry_draft(
-                consortium=pool.consortium, kind="transaction" if postings else "record", actor=actor,
-                reference_type="statement", reference_id=str(statement.pk), participants=[statement.participant.slug],
-                idempotency_key=f"statement:{statement.pk}",
-                body=issuing.statement_ledger_body(pool, statement, valuation_runs=runs), postings=postings or None,
-            ))
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT r_seq, r_time, r_prev, r_leaf, r_existing FROM bench_ledger_append_many(%s::jsonb)",
-                           [json.dumps(_batch_payload(drafts))])
-            results = cursor.fetchall()
-        transaction.on_commit(append._flush_wal)
-        assert len(results) == len(drafts)
-        for statement, draft, (seq, time_text, prev, leaf, existing) in zip(statements, drafts, results, strict=True):
-            assert not existing
-            entry = append._appended(draft, seq=seq, prev_hash=bytes(prev), time_text=time_text)
-            if bytes(entry.leaf_hash) != bytes(leaf):
-                raise append.LedgerCorrupt(f"entry {seq}: the database hashed different bytes than Python built")
-            statement.ledger_entry_seq = seq
-        checkpoint = checkpoint_create()
-        now = timezone.now()
-        issuing._freeze(statements, now)
-        pool.status, pool.issued_at, pool.issued_by = RevenuePool.Status.ISSUED, now, actor.stored_user
-        pool.checkpoint_size = checkpoint.tree_size
-        pool.save(update_fields=["status", "issued_at", "issued_by", "checkpoint_size"])
-        audit_record(actor=actor, action="revenue_pool.issued", consortium=pool.consortium, target=pool,
-                     data={"statements": len(statements), "checkpoint_size": checkpoint.tree_size})
-    return pool
+    database = time.perf_counter() - clock
+    return {"entries": len(slugs), "entry_append_s": one_by_one, "entries_append_s": batch, "one_call_s": database}
 
 
 def _count_flushes(world: dict, reference: str) -> int:
@@ -643,8 +509,6 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=SEED, help="seed of the synthetic scores")
     parser.add_argument("--keep", action="store_true", help="keep the scratch database")
     parser.add_argument("--profile", action="store_true", help="cProfile one more issuing")
-    parser.add_argument("--experiment", action="store_true",
-                        help="also time issuing under an in-memory patch (valuation runs read once per pool)")
     args = parser.parse_args()
     n = args.participants or (200 if args.quick else 1000)
     repeat = args.repeat or (2 if args.quick else 5)
@@ -712,6 +576,7 @@ def main() -> None:
             results["ledger_floor"] = {
                 "entries": n, "runs": floors,
                 "entry_append_median_s": statistics.median(f["entry_append_s"] for f in floors),
+                "entries_append_median_s": statistics.median(f["entries_append_s"] for f in floors),
                 "one_call_median_s": statistics.median(f["one_call_s"] for f in floors),
             }
             results["ledger_floor"]["one_call_over_bulk_create"] = (
@@ -721,9 +586,6 @@ def main() -> None:
             if args.profile:
                 print("profiling one more issuing ...", flush=True)
                 results["profile"] = _profile_issuing(world, "profiled")
-            if args.experiment:
-                print("EXPERIMENTS: issuing under in-memory patches (not the repository's code) ...", flush=True)
-                results["experiments"] = _experiments(world, repeat)
             connections.close_all()
         finally:
             from django.db import connections
@@ -764,8 +626,8 @@ def _print(results: dict) -> list[str]:
     floor = results["ledger_floor"]
     print(f"The ledger alone, {floor['entries']:,} statement-shaped entries in one transaction: entry_append one by one "
           f"{floor['entry_append_median_s'] * 1e3:.0f} ms ({floor['entry_append_over_bulk_create']:.1f}x bulk_create); "
-          f"the database's own work, one call for all {floor['one_call_median_s'] * 1e3:.0f} ms "
-          f"({floor['one_call_over_bulk_create']:.1f}x)")
+          f"entries_append {floor['entries_append_median_s'] * 1e3:.0f} ms; the database's own work, one call for all "
+          f"{floor['one_call_median_s'] * 1e3:.0f} ms ({floor['one_call_over_bulk_create']:.1f}x)")
     pdf = results.get("pdf")
     if pdf is None:
         print("PDF rendering: not measured (incentives.documents.statement_pdf not available)")
@@ -786,14 +648,6 @@ def _print(results: dict) -> list[str]:
         print("  drafting, top by cumulative time (under cProfile):")
         for row in profile["drafting_by_cumulative"][:14]:
             print(f"    {row['cumulative_s'] * 1e3:8.1f} ms {row['calls']:7d} calls  {row['function']}")
-    if "experiments" in results:
-        print(f"\nEXPERIMENT (default issuing {m['issuing_s'] * 1e3:.1f} ms):")
-        for e in results["experiments"]:
-            if "ok" in e:
-                print(f"  {e['step']}: {'ok' if e['ok'] else e['problem']} ({e['entries']:,} entries)")
-                continue
-            ratio = e["settling_median_s"] / m["bulk_create_s"]
-            print(f"  {e['step']}: issuing {e['issuing_median_s'] * 1e3:.1f} ms, settling / bulk_create {ratio:.1f}x")
     return [] if ok else [f"settling / bulk_create {results['ratio']:.1f} > {TARGET:.0f}"]
 
 

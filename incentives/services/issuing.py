@@ -26,7 +26,7 @@ from consortium.audit import audit_record
 from core.errors import Conflict, InvalidInput
 from incentives.models import RevenuePool, Statement
 from incentives.services.pools import APPROVALS_NEEDED, pool_locked
-from ledger.services import checkpoint_create, entry_append
+from ledger.services import checkpoint_create, entries_append, entry_append
 
 __all__ = ["CARRYOVER_ACCOUNT", "pool_issue", "pool_mark_paid"]
 
@@ -47,8 +47,10 @@ def pool_issue(*, actor: Principal, pool: RevenuePool) -> RevenuePool:
         statements = list(pool.statements.filter(status=Statement.Status.DRAFT).select_related("participant"))
         runs = pool_run_ids(pool)
         _post_funding(pool, actor)
-        for statement in statements:
-            statement.ledger_entry_seq = _post_statement(pool, statement, actor, runs).seq
+        # One call for every statement's entry (a round trip each was half of issuing's time).
+        entries = entries_append([_statement_entry(pool, statement, actor, runs) for statement in statements])
+        for statement, entry in zip(statements, entries, strict=True):
+            statement.ledger_entry_seq = entry.seq
         checkpoint = checkpoint_create()
         now = timezone.now()
         _freeze(statements, now)
@@ -111,15 +113,15 @@ def _post_funding(pool: RevenuePool, actor: Principal) -> None:
         )
 
 
-def _post_statement(pool: RevenuePool, statement: Statement, actor: Principal, runs: list[str]):
+def _statement_entry(pool: RevenuePool, statement: Statement, actor: Principal, runs: list[str]) -> dict:
     """The statement's own entry: a transaction when money moves, else a record."""
     postings = statement_postings(pool, statement)
-    return entry_append(
-        consortium=pool.consortium, kind="transaction" if postings else "record", actor=actor,
-        reference_type="statement", reference_id=str(statement.pk), participants=[statement.participant.slug],
-        idempotency_key=f"statement:{statement.pk}", body=statement_ledger_body(pool, statement, valuation_runs=runs),
-        postings=postings or None,
-    )
+    return {
+        "consortium": pool.consortium, "kind": "transaction" if postings else "record", "actor": actor,
+        "reference_type": "statement", "reference_id": str(statement.pk), "participants": [statement.participant.slug],
+        "idempotency_key": f"statement:{statement.pk}",
+        "body": statement_ledger_body(pool, statement, valuation_runs=runs), "postings": postings or None,
+    }
 
 
 def _freeze(statements: list[Statement], now) -> None:

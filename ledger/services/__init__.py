@@ -1,6 +1,6 @@
 """Ledger services: the only code that writes ledger rows, and the proofs and checks on them.
 
-``entry_append`` (append.py), ``checkpoint_create`` (checkpoints.py), proofs and roots
+``entry_append`` and ``entries_append`` (append.py), ``checkpoint_create`` (checkpoints.py), proofs and roots
 (proofs.py), ``ledger_verify`` (verify.py) and ``ledger_export`` (export.py).
 
 Refusals are ``core.errors`` classes: InvalidInput (``ProofUnavailable`` is one) and
@@ -8,7 +8,7 @@ Conflict (``IdempotencyKeyReused``). ``LedgerCorrupt`` is a RuntimeError: a stor
 that contradicts itself is the server's fault, not the caller's.
 """
 
-from ledger.services.append import IdempotencyKeyReused, LedgerCorrupt, entry_append
+from ledger.services.append import IdempotencyKeyReused, LedgerCorrupt, entries_append, entry_append
 from ledger.services.checkpoints import checkpoint_create
 from ledger.services.proofs import (
     ProofUnavailable,
@@ -24,6 +24,7 @@ __all__ = [
     "ProofUnavailable",
     "checkpoint_create",
     "consistency_get",
+    "entries_append",
     "entry_append",
     "inclusion_proof_get",
     "ledger_size",

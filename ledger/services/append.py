@@ -25,7 +25,8 @@ Elsewhere (SQLite) the same steps run here in Python.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable
+import json
+from collections.abc import Iterable, Sequence
 from uuid import UUID
 
 from django.db import DatabaseError, connection, transaction
@@ -78,11 +79,7 @@ def entry_append(
     )
     if connection.vendor == "postgresql":
         return _append_in_postgresql(draft)  # it checks the idempotency key under the lock
-    if draft.idempotency_key is not None:
-        existing = LedgerEntry.objects.filter(idempotency_key=draft.idempotency_key).first()
-        if existing is not None:
-            return _repeat(existing, draft)
-    return _append_here(draft)
+    return _append_or_repeat_here(draft)
 
 
 def _repeat(existing: LedgerEntry, draft: EntryDraft) -> LedgerEntry:
@@ -148,14 +145,7 @@ def _append_in_postgresql(draft: EntryDraft) -> LedgerEntry:
     except DatabaseError as exc:
         if own_transaction:
             _end_failed_transaction()
-        code, message = getattr(exc.__cause__, "pgcode", None), str(exc.__cause__).splitlines()[0]
-        if code == "FSL02":  # unknown participant slugs, found before the head was locked
-            raise InvalidInput(message.replace("{consortium}", draft.consortium.slug), field="participants") from None
-        if code == "FSL03":  # the consortium row is gone
-            raise InvalidInput(f"Consortium {draft.consortium.slug} no longer exists.", field="consortium") from None
-        if code == "FSL01":
-            raise LedgerCorrupt(message) from exc
-        raise
+        raise _refusal(exc, draft.consortium.slug) from None
     if not own_transaction:
         # The call will commit with the caller's transaction, without waiting for the WAL
         # flush; the entry is durable only once a synchronous commit has flushed past it.
@@ -166,6 +156,76 @@ def _append_in_postgresql(draft: EntryDraft) -> LedgerEntry:
     if bytes(entry.leaf_hash) != bytes(leaf):
         raise LedgerCorrupt(f"entry {seq}: the database hashed different bytes than Python built")
     return entry
+
+
+def _refusal(exc: DatabaseError, consortium: str) -> Exception:
+    """What the append function's own errors mean to the caller; any other error as it was."""
+    code, message = getattr(exc.__cause__, "pgcode", None), str(exc.__cause__).splitlines()[0]
+    if code == "FSL02":  # unknown participant slugs, found before the head was locked
+        return InvalidInput(message.replace("{consortium}", consortium), field="participants")
+    if code == "FSL03":  # the consortium row is gone
+        return InvalidInput(f"Consortium {consortium} no longer exists.", field="consortium")
+    if code == "FSL01":
+        return LedgerCorrupt(message)
+    return exc
+
+
+# --- several entries in one call --------------------------------------------------------------
+
+
+def entries_append(entries: Sequence[dict]) -> list[LedgerEntry]:
+    """Append several entries, in order, in one transaction, and return them: each as
+    ``entry_append`` would (its keyword arguments, one dict per entry; a known idempotency
+    key returns that key's entry). Every entry is checked before anything is written. On
+    PostgreSQL the whole batch is one call of ``fairshare_ledger_append_many``.
+    """
+    drafts = [entry_draft(**entry) for entry in entries]
+    if not drafts:
+        return []
+    with transaction.atomic():
+        if connection.vendor != "postgresql":
+            return [_append_or_repeat_here(draft) for draft in drafts]
+        slugs = {draft.consortium.slug for draft in drafts}
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute(_CALL_MANY, [json.dumps([_named_params(draft) for draft in drafts])])
+                rows = cursor.fetchall()
+        except DatabaseError as exc:
+            raise _refusal(exc, slugs.pop() if len(slugs) == 1 else "its consortium") from None
+        transaction.on_commit(_flush_wal)  # one flush after COMMIT makes the whole batch durable
+    return [_batch_entry(draft, row) for draft, row in zip(drafts, rows, strict=True)]
+
+
+_CALL_MANY = "SELECT r_seq, r_time, r_prev, r_leaf, r_existing FROM fairshare_ledger_append_many(%s::jsonb)"
+_PARAM_NAMES = ("kind", "consortium", "reference_type", "reference_id", "actor", "idempotency_key", "head", "middle",
+                "after_seq", "tail", "accounts", "currencies", "amounts", "participants")
+
+
+def _named_params(draft: EntryDraft) -> dict:
+    """``fairshare_ledger_append``'s arguments by name, as JSON: bytes in hex, the uuid as text."""
+    named = dict(zip(_PARAM_NAMES, _call_params(draft), strict=True))
+    named["consortium"] = str(named["consortium"])
+    for name in ("head", "middle", "after_seq", "tail"):
+        named[name] = bytes(named[name]).hex()
+    return named
+
+
+def _batch_entry(draft: EntryDraft, row) -> LedgerEntry:
+    seq, time_text, prev_hash, leaf, existing = row
+    if existing:
+        return _repeat(LedgerEntry.objects.get(seq=seq), draft)
+    entry = _appended(draft, seq=seq, prev_hash=bytes(prev_hash), time_text=time_text)
+    if bytes(entry.leaf_hash) != bytes(leaf):
+        raise LedgerCorrupt(f"entry {seq}: the database hashed different bytes than Python built")
+    return entry
+
+
+def _append_or_repeat_here(draft: EntryDraft) -> LedgerEntry:
+    if draft.idempotency_key is not None:
+        existing = LedgerEntry.objects.filter(idempotency_key=draft.idempotency_key).first()
+        if existing is not None:
+            return _repeat(existing, draft)
+    return _append_here(draft)
 
 
 def _appended_setting(text: str) -> tuple[int, bool, str | None, bytes | None, bytes | None]:

@@ -260,6 +260,7 @@ def test_the_newest_sql_function_inserts_exactly_the_shared_column_lists():
 RELEASED_SQL = {
     "append_v1.sql": "6d860ce53505039fd4af5bc35e62343bedabeb117964200b4b5689c0dd1075b3",
     "append_v2.sql": "d787399c63557526c8024cc53470df53c845a2bf7ad96d4ab6fd6dfaa7a84ce5",
+    "append_many_v1.sql": "5afed726923b18f876fc9b137904a8fa3c356ffc5b9dd45312c5af1b3f3d7a05",
 }
 
 
