@@ -58,17 +58,13 @@ when the target is missed.
 from __future__ import annotations
 
 import argparse
-import base64
 import cProfile
-import io
 import json
 import os
 import platform
 import pstats
 import secrets
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -76,7 +72,6 @@ from collections import Counter
 from datetime import datetime, timezone
 from decimal import Decimal
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 for _variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_variable, "1")
@@ -87,6 +82,7 @@ sys.path[:0] = [str(ROOT), str(HERE)]
 
 import numpy as np  # noqa: E402
 import psycopg2  # noqa: E402
+from scratch import base_versions, exit_cleanly_on_signals, implementation, npz, postgres_urls, service_environment  # noqa: E402
 
 RESULTS = HERE / "results" / "settlement.json"
 DATABASE = "fairshare_bench_settlement"
@@ -105,33 +101,6 @@ PDF_STATEMENTS = 20
 
 
 # --- set-up -------------------------------------------------------------------------------------
-
-
-def _urls() -> tuple[str, str]:
-    server = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres")
-    parts = urlsplit(server)
-    if parts.scheme not in ("postgres", "postgresql"):
-        sys.exit("benchmarks/settlement.py needs PostgreSQL: DATABASE_URL=postgres://...")
-    return urlunsplit(parts._replace(path="/postgres")), urlunsplit(parts._replace(path=f"/{DATABASE}"))
-
-
-def _environment(database_url: str, media_root: str) -> None:
-    """Settings as benchmarks/workers.py sets them, without a broker (tasks would run in-process)."""
-    os.environ.pop("CELERY_BROKER_URL", None)
-    os.environ.update(
-        DATABASE_URL=database_url, MEDIA_ROOT=media_root, DEBUG="0", SECURE_SSL_REDIRECT="0",
-        SECRET_KEY=secrets.token_urlsafe(50), LEDGER_SIGNING_KEY=base64.b64encode(secrets.token_bytes(32)).decode(),
-        LOG_LEVEL="WARNING", DJANGO_SETTINGS_MODULE="config.settings", PYTHONPATH=str(ROOT),
-    )
-    import django
-
-    django.setup()
-
-
-def _npz(**arrays) -> bytes:
-    buffer = io.BytesIO()
-    np.savez(buffer, **arrays)
-    return buffer.getvalue()
 
 
 def _seed_world(participants: int, seed: int) -> dict:
@@ -161,7 +130,7 @@ def _seed_world(participants: int, seed: int) -> dict:
     rng = np.random.default_rng(seed)
     X = rng.normal(size=(64, FEATURES))
     validation_set, _ = validation_set_upload(actor=machine, training_run=training_run,
-                                              data=_npz(X=X, y=(X[:, 0] > 0).astype(np.float64)))
+                                              data=npz(X=X, y=(X[:, 0] > 0).astype(np.float64)))
 
     # Synthetic scores: heavy-tailed (gamma, shape 0.5), about 5 % negative; per round a
     # random split of the value; example counts per round between 50 and 5,000.
@@ -470,38 +439,12 @@ def _count_flushes(world: dict, reference: str) -> int:
 # --- the run ------------------------------------------------------------------------------------
 
 
-def _versions(maintenance: str) -> dict:
-    import django
-
-    with psycopg2.connect(maintenance) as connection, connection.cursor() as cursor:
-        cursor.execute("SHOW server_version")
-        postgres = cursor.fetchone()[0]
-    return {"python": platform.python_version(), "numpy": np.__version__, "django": django.__version__,
-            "psycopg2": psycopg2.__version__, "postgres": postgres}
-
-
-def _implementation() -> dict:
-    def git(*args: str) -> str:
-        try:
-            return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=True).stdout
-        except (OSError, subprocess.CalledProcessError):
-            return ""
-
-    changed = [line[3:] for line in git("status", "--porcelain", "--untracked-files=no").splitlines()]
-    return {"commit": git("rev-parse", "HEAD").strip(), "changed_files": changed}
-
-
-def _exit_on_signal(signum, frame) -> None:
-    raise SystemExit(128 + signum)  # runs the clean-up (scratch database)
-
-
 def _median(rows: list[dict], key: str) -> float:
     return statistics.median(row[key] for row in rows)
 
 
 def main() -> None:
-    signal.signal(signal.SIGTERM, _exit_on_signal)
-    signal.signal(signal.SIGINT, _exit_on_signal)
+    exit_cleanly_on_signals()
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="200 participants, 2 repetitions (development)")
     parser.add_argument("--participants", type=int, default=None, help="participants (default 1,000)")
@@ -512,7 +455,7 @@ def main() -> None:
     args = parser.parse_args()
     n = args.participants or (200 if args.quick else 1000)
     repeat = args.repeat or (2 if args.quick else 5)
-    maintenance, url = _urls()
+    maintenance, url = postgres_urls(DATABASE, "benchmarks/settlement.py")
     admin = psycopg2.connect(maintenance)
     admin.autocommit = True
     with admin.cursor() as cursor:
@@ -525,17 +468,17 @@ def main() -> None:
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "processor": platform.processor()},
         "target": {"settling_over_bulk_create_at_most": TARGET},
-        "implementation": _implementation(),
+        "implementation": implementation(),
         "participants": n, "repeat": repeat,
     }
     with tempfile.TemporaryDirectory(prefix="fairshare-bench-settlement-") as tmp:
         try:
-            _environment(url, str(Path(tmp) / "media"))
+            service_environment(database_url=url, media_root=str(Path(tmp) / "media"))
             from django.core.management import call_command
             from django.db import connections
 
             call_command("migrate", verbosity=0)
-            results["versions"] = _versions(maintenance)
+            results["versions"] = base_versions(maintenance)
             print(f"scratch database {DATABASE}; seeding {n:,} participants ...", flush=True)
             world = _seed_world(n, args.seed)
             results["world"] = world["description"]

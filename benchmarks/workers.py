@@ -37,11 +37,9 @@ measures what two bare numpy processes reach here at that moment (the ceiling). 
 from __future__ import annotations
 
 import argparse
-import base64
 import json
 import os
 import platform
-import secrets
 import signal
 import socket
 import statistics
@@ -64,6 +62,7 @@ sys.path[:0] = [str(ROOT), str(HERE)]
 
 import numpy as np  # noqa: E402
 import psycopg2  # noqa: E402
+from scratch import base_versions, exit_cleanly_on_signals, implementation, npz, postgres_urls, service_environment  # noqa: E402
 
 RESULTS = HERE / "results" / "workers.json"
 DATABASE = "fairshare_bench_workers"
@@ -86,42 +85,15 @@ TARGET_RUNS = ("small",)
 
 
 def _urls() -> tuple[str, str, str]:
-    server = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres")
-    parts = urlsplit(server)
-    if parts.scheme not in ("postgres", "postgresql"):
-        sys.exit("benchmarks/workers.py needs PostgreSQL: DATABASE_URL=postgres://...")
+    maintenance, url = postgres_urls(DATABASE, "benchmarks/workers.py")
     redis = os.environ.get("WORKERS_BENCH_REDIS", "redis://127.0.0.1:6379").rstrip("/")
-    redis = urlunsplit(urlsplit(redis)._replace(path=f"/{REDIS_DB}"))
-    return urlunsplit(parts._replace(path="/postgres")), urlunsplit(parts._replace(path=f"/{DATABASE}")), redis
-
-
-def _environment(database_url: str, broker_url: str, media_root: str, chunk_budget: int | None) -> None:
-    """Settings for this process and, inherited, for every worker it starts."""
-    os.environ.update(
-        DATABASE_URL=database_url, CELERY_BROKER_URL=broker_url, MEDIA_ROOT=media_root,
-        DEBUG="0", SECURE_SSL_REDIRECT="0", SECRET_KEY=secrets.token_urlsafe(50),
-        LEDGER_SIGNING_KEY=base64.b64encode(secrets.token_bytes(32)).decode(), LOG_LEVEL="WARNING",
-        DJANGO_SETTINGS_MODULE="config.settings", PYTHONPATH=str(ROOT),
-    )
-    if chunk_budget is not None:
-        os.environ["VALUATION_CHUNK_BUDGET"] = str(chunk_budget)
-    import django
-
-    django.setup()
+    return maintenance, url, urlunsplit(urlsplit(redis)._replace(path=f"/{REDIS_DB}"))
 
 
 def _flush_broker(broker_url: str) -> None:
     import redis
 
     redis.Redis.from_url(broker_url).flushdb()
-
-
-def _npz(**arrays) -> bytes:
-    import io
-
-    buffer = io.BytesIO()
-    np.savez(buffer, **arrays)
-    return buffer.getvalue()
 
 
 def _training_run(*, actor, consortium, name: str, participants, rounds: int, rows: int, seed: int):
@@ -137,18 +109,18 @@ def _training_run(*, actor, consortium, name: str, participants, rounds: int, ro
     rng = np.random.default_rng(seed)
     X = rng.normal(size=(rows, FEATURES))
     y = (X @ rng.normal(size=FEATURES) + rng.normal(scale=0.5, size=rows) > 0).astype(np.float64)
-    validation_set_upload(actor=actor, training_run=training_run, data=_npz(X=X, y=y))
+    validation_set_upload(actor=actor, training_run=training_run, data=npz(X=X, y=y))
     arrays = {"X": X, "y": y, "rounds": []}
     coef, intercept = np.zeros(FEATURES), np.float64(0.0)
     for t in range(rounds):
         global_weights_upload(actor=actor, training_run=training_run, round=t,
-                              data=_npz(coef=coef, intercept=intercept))
+                              data=npz(coef=coef, intercept=intercept))
         updates = []
         for participant in participants:
             update = {"coef": rng.normal(scale=0.3, size=FEATURES), "intercept": np.float64(rng.normal(scale=0.1))}
             count = int(rng.integers(20, 200))
             update_upload(actor=actor, training_run=training_run, round=t, participant=participant,
-                          data=_npz(**update), num_examples=count)
+                          data=npz(**update), num_examples=count)
             updates.append((participant.slug, update, count))
         arrays["rounds"].append({"global": {"coef": coef, "intercept": intercept}, "updates": updates})
         coef = coef + rng.normal(scale=0.2, size=FEATURES)
@@ -459,37 +431,16 @@ def measure_large_in_process(arrays) -> dict:
 
 def _versions(maintenance: str, broker_url: str) -> dict:
     import celery
-    import django
     import kombu
     import redis
 
-    with psycopg2.connect(maintenance) as connection, connection.cursor() as cursor:
-        cursor.execute("SHOW server_version")
-        postgres = cursor.fetchone()[0]
-    return {"python": platform.python_version(), "numpy": np.__version__, "django": django.__version__,
-            "celery": celery.__version__, "kombu": kombu.__version__, "redis_py": redis.__version__,
-            "redis_server": redis.Redis.from_url(broker_url).info("server")["redis_version"], "postgres": postgres}
-
-
-def _exit_on_signal(signum, frame) -> None:
-    raise SystemExit(128 + signum)  # runs the clean-up (workers, broker, scratch database)
-
-
-def _implementation() -> dict:
-    """The code measured: the commit, and the changed files if the working tree differs from it."""
-    def git(*args: str) -> str:
-        try:
-            return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=True).stdout
-        except (OSError, subprocess.CalledProcessError):
-            return ""
-
-    changed = [line[3:] for line in git("status", "--porcelain", "--untracked-files=no").splitlines()]
-    return {"commit": git("rev-parse", "HEAD").strip(), "changed_files": changed}
+    return {**base_versions(maintenance), "celery": celery.__version__, "kombu": kombu.__version__,
+            "redis_py": redis.__version__,
+            "redis_server": redis.Redis.from_url(broker_url).info("server")["redis_version"]}
 
 
 def main() -> None:
-    signal.signal(signal.SIGTERM, _exit_on_signal)
-    signal.signal(signal.SIGINT, _exit_on_signal)  # also when started in the background
+    exit_cleanly_on_signals()
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="one repetition, 1,000 validation rows")
     parser.add_argument("--repeat", type=int, default=None, help="repetitions (default 3 for the speed-up, 7 for the overhead)")
@@ -513,12 +464,13 @@ def main() -> None:
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "processor": platform.processor()},
         "targets": {"speedup_at_least": SPEEDUP_TARGET, "overhead_at_most": OVERHEAD_TARGET},
-        "implementation": _implementation(),
+        "implementation": implementation(),
     }
     workers = None
     with tempfile.TemporaryDirectory(prefix="fairshare-bench-workers-") as tmp:
         try:
-            _environment(url, broker_url, str(Path(tmp) / "media"), args.chunk_budget)
+            budget = {} if args.chunk_budget is None else {"VALUATION_CHUNK_BUDGET": str(args.chunk_budget)}
+            service_environment(database_url=url, media_root=str(Path(tmp) / "media"), broker_url=broker_url, **budget)
             from django.conf import settings
             from django.core.management import call_command
 
