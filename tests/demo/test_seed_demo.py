@@ -1,6 +1,7 @@
 """``seed_demo``: the demo consortium end to end, through one demo function per app."""
 
 import io
+from decimal import Decimal
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -74,3 +75,24 @@ def test_seed_demo_values_its_training_run_in_process_with_the_same_numbers_for_
     again = ValuationRun.objects.exclude(pk=valuation.pk).get()
     assert dict(again.scores.values_list("participant__slug", "value")) == scores
     assert again.input_digest == valuation.input_digest
+
+
+@pytest.mark.django_db(transaction=True)
+def test_seed_demo_issues_a_quarter_million_pool_approved_by_both_finance_logins_with_one_open_dispute():
+    from incentives.models import Dispute, RevenuePool
+
+    output = run("seed_demo", "--seed", "2")
+    pool = RevenuePool.objects.get(reference="2026-q1")
+    assert (pool.status, pool.amount, pool.currency) == ("issued", Decimal("250000.00"), "EUR")
+    assert sum(s.amount for s in pool.statements.all()) + pool.reserve_amount == pool.amount
+    assert sorted(pool.approvals.values_list("user__username", flat=True)) == ["finance2@demo.test",
+                                                                               "finance@demo.test"]
+    dispute = Dispute.objects.get()
+    assert dispute.status == "open" and dispute.statement.pool == pool
+    least = pool.statements.order_by("amount", "participant__slug").first()
+    assert dispute.participant == least.participant
+    assert "Revenue pool 2026-q1: 250000.00 EUR, issued, with one open dispute." in output
+    run("seed_demo", "--seed", "2")  # again: nothing new
+    assert (RevenuePool.objects.count(), Dispute.objects.count()) == (1, 1)
+    verify = io.StringIO()
+    call_command("verify_ledger", stdout=verify, stderr=verify)

@@ -1,34 +1,49 @@
 """``seed_demo [--seed N]``: the demo consortium end to end (what ``make demo`` runs).
 
-Re-running it is safe: what exists is kept, what is missing is added.
+Re-running it is safe: what exists is kept, what is missing is added. The demo dispute's
+notification is kept in memory, not printed: the terminal shows the logins.
 """
 
 from django.core.management.base import BaseCommand
 from django.db import transaction
+from django.test.utils import override_settings
 
 from consortium.audit import system_principal
 from consortium.demo import DEMO_PASSWORD, STAFF_LOGINS, consortium_demo_seed
+from incentives.demo import settlement_demo_seed
+from ledger.currencies import amount_text, to_minor
 from ledger.demo import ledger_demo_seed
 from valuation.demo import valuation_demo_seed, valuation_demo_value
 
 
 class Command(BaseCommand):
     help = ("Create the demo consortium, its users (password 'demo'), a training run with uploads and its "
-            "valuation, and the first ledger entries with a signed checkpoint.")
+            "valuation, the first ledger entries with a signed checkpoint, and (once the valuation has succeeded) "
+            "an issued revenue pool with one open dispute.")
 
     def add_arguments(self, parser):
         parser.add_argument("--seed", type=int, default=0, help="seed of every simulated number (default 0)")
 
-    @transaction.atomic
     def handle(self, *args, seed, **options):
         actor = system_principal()
-        consortium = consortium_demo_seed(actor=actor)
-        run = valuation_demo_seed(consortium=consortium, actor=actor, seed=seed)
-        valuation = valuation_demo_value(training_run=run, actor=actor, seed=seed)
-        ledger_demo_seed(consortium=consortium, actor=actor)
+        with transaction.atomic():
+            consortium = consortium_demo_seed(actor=actor)
+            run = valuation_demo_seed(consortium=consortium, actor=actor, seed=seed)
+            valuation = valuation_demo_value(training_run=run, actor=actor, seed=seed)
+            ledger_demo_seed(consortium=consortium, actor=actor)
+        # The valuation ran at that commit without a broker; with one, the workers have it.
+        valuation.refresh_from_db()
+        # The demo dispute's e-mail to a made-up participant would only fill the terminal.
+        with override_settings(EMAIL_BACKEND="django.core.mail.backends.locmem.EmailBackend"), transaction.atomic():
+            pool = settlement_demo_seed(consortium=consortium, valuation_run=valuation, actor=actor)
         self.stdout.write(f"Demo consortium '{consortium.slug}' ready; training run '{run.name}' (seed {seed}).")
-        self.stdout.write(f"Valuation run {valuation.id}: computed when this command commits (by the workers, "
-                          "or in-process without a broker).")
+        self.stdout.write(f"Valuation run {valuation.id}: {valuation.status}.")
+        if pool is None:
+            self.stdout.write("Revenue pool: not yet; run seed_demo again once the workers have finished the valuation.")
+        else:
+            amount = amount_text(to_minor(pool.amount, pool.currency), pool.currency)
+            self.stdout.write(f"Revenue pool {pool.reference}: {amount} {pool.currency}, {pool.status}, "
+                              "with one open dispute.")
         self.stdout.write(f"Logins (password '{DEMO_PASSWORD}'):")
         for email, role in STAFF_LOGINS:
             self.stdout.write(f"  {email:32} {role!s}")
