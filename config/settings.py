@@ -209,7 +209,7 @@ if CELERY_BROKER_URL:
 else:
     CELERY_TASK_ALWAYS_EAGER = True
     CELERY_TASK_EAGER_PROPAGATES = True
-    CELERY_BROKER_URL = "memory://"
+    CELERY_BROKER_URL = "memory://localhost/"  # a host, or kombu warns that it assumed one
     CELERY_RESULT_BACKEND = "cache+memory://"
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
@@ -297,6 +297,10 @@ LEDGER_ORIGIN = env_str("LEDGER_ORIGIN", "")
 LEDGER_TRUSTED_PUBLIC_KEYS = env_list("LEDGER_TRUSTED_PUBLIC_KEYS", [])
 
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO")
+# JSON lines for servers; one readable line per record in development (``make demo``).
+LOG_FORMAT = env_str("LOG_FORMAT", "text" if DEBUG else "json")
+if LOG_FORMAT not in ("json", "text"):
+    raise ImproperlyConfigured(f"LOG_FORMAT must be json or text, not {LOG_FORMAT!r}")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -305,8 +309,9 @@ LOGGING = {
             "()": "pythonjsonlogger.json.JsonFormatter",
             "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s",
         },
+        "text": {"()": "core.log_format.ReadableFormatter"},
     },
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "json"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
         # Our request log replaces Django's plain-text one.
@@ -317,6 +322,9 @@ LOGGING = {
         "fontTools": {"level": "WARNING"},
     },
 }
+if LOG_FORMAT == "text":
+    # A line per task that succeeded serves a worker's operator, not a developer's terminal.
+    LOGGING["loggers"]["celery.app.trace"] = {"level": "WARNING"}
 
 if not DEBUG:
     SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
