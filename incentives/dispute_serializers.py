@@ -3,15 +3,13 @@ statement's currency; scores as floats, as valuation runs report them."""
 
 from __future__ import annotations
 
-from decimal import Decimal
-
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from incentives.models import Dispute
 from incentives.services.disputes import MAX_NOTE, MAX_REASON
-from ledger.currencies import amount_text, to_minor
+from ledger.currencies import money_text
 from valuation.services.valuation_runs import METHOD_NAMES
 
 
@@ -98,8 +96,7 @@ class DisputeOutput(serializers.Serializer):
     def get_adjustment(self, dispute) -> str | None:
         if dispute.adjustment is None:
             return None
-        return amount_text(to_minor(Decimal(dispute.adjustment), dispute.statement.pool.currency),
-                           dispute.statement.pool.currency)
+        return money_text(dispute.adjustment, dispute.statement.pool.currency)
 
     def get_ledger_entries(self, dispute) -> dict[str, int | None]:
         return {"reversal": dispute.reversal_entry_seq, "correction": dispute.correction_entry_seq,

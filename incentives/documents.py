@@ -32,7 +32,7 @@ from django.template.loader import render_to_string
 
 from incentives.models import AllocationPolicy, Statement
 from ledger.canonical import canonical_bytes
-from ledger.currencies import amount_text, to_minor
+from ledger.currencies import money_text
 from ledger.models import Checkpoint, LedgerEntry
 from ledger.services import inclusion_proof_get
 from valuation.runs_api import spreadsheet_text
@@ -43,6 +43,7 @@ __all__ = [
     "TEMPLATE",
     "document_sha256",
     "per_round_chart",
+    "share_decimal",
     "statement_csv",
     "statement_document",
     "statement_filename",
@@ -77,7 +78,7 @@ def statement_document(*, statement: Statement) -> dict:
         "statement": _figures(statement),
         "per_round": _per_round(statement),
         "pool": {"id": str(pool.pk), "reference": pool.reference, "period": pool.period,
-                 "currency": pool.currency, "amount": _money(pool.amount, pool.currency),
+                 "currency": pool.currency, "amount": money_text(pool.amount, pool.currency),
                  "consortium": pool.consortium.slug},
         "policy": _policy(pool.policy, pool.currency),
         "ledger": _ledger(statement),
@@ -92,11 +93,10 @@ def document_sha256(document: dict) -> str:
     return hashlib.sha256(canonical_bytes(content)).hexdigest()
 
 
-def _money(amount, currency: str) -> str:
-    return amount_text(to_minor(Decimal(amount), currency), currency)
 
 
-def _share_decimal(share: str) -> str:
+def share_decimal(share: str) -> str:
+    """An exact share 'p/q' as a decimal rounded to 10 places, for reading."""
     exact = Fraction(share)
     return f"{(Decimal(exact.numerator) / Decimal(exact.denominator)).quantize(_SHARE_PLACES):f}"
 
@@ -108,9 +108,9 @@ def _figures(statement: Statement) -> dict:
         "supersedes": None if statement.supersedes_id is None else str(statement.supersedes_id),
         "participant": statement.participant.slug, "participant_name": statement.participant.name,
         "currency": currency,
-        "amount": _money(statement.amount, currency), "allocated": _money(statement.allocated, currency),
-        "carried_in": _money(statement.carried_in, currency), "carried_out": _money(statement.carried_out, currency),
-        "share": statement.share, "share_decimal": _share_decimal(statement.share),
+        "amount": money_text(statement.amount, currency), "allocated": money_text(statement.allocated, currency),
+        "carried_in": money_text(statement.carried_in, currency), "carried_out": money_text(statement.carried_out, currency),
+        "share": statement.share, "share_decimal": share_decimal(statement.share),
         "contribution": repr(statement.contribution), "contribution_stderr": repr(statement.contribution_stderr),
         "ci_low": repr(statement.ci_low), "ci_high": repr(statement.ci_high), "ci_level": "0.95",
         "methods": list(statement.methods), "data_volume": str(statement.data_volume),
@@ -131,13 +131,23 @@ def _round_number(text: str) -> int:
     return int(text) if text.isdigit() else -1
 
 
+def _limit_text(amount: Decimal, currency: str) -> str:
+    """A policy's minimum payout in the pool's currency; a policy is not tied to one
+    currency, so a minimum finer than this one's minor unit (0.5 for a JPY pool) is
+    written as it is."""
+    try:
+        return money_text(amount, currency)
+    except ValueError:
+        return f"{Decimal(amount).normalize():f}"
+
+
 def _policy(policy: AllocationPolicy, currency: str) -> dict:
     return {
         "version": policy.version,
         "reserve_rate": f"{policy.reserve_rate:f}", "floor_share": f"{policy.floor_share:f}",
         "cap_share": None if policy.cap_share is None else f"{policy.cap_share:f}",
         "blend_alpha": f"{policy.blend_alpha:f}",
-        "minimum_payout": _money(policy.minimum_payout, currency),
+        "minimum_payout": _limit_text(policy.minimum_payout, currency),
         "ledger_entry_seq": policy.ledger_entry_seq,
     }
 

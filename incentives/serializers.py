@@ -4,13 +4,11 @@ rounded decimal."""
 
 from __future__ import annotations
 
-from decimal import Decimal
-from fractions import Fraction
-
 from rest_framework import serializers
 
+from incentives.documents import share_decimal
 from incentives.models import RevenuePool, Statement
-from ledger.currencies import amount_text, to_minor
+from ledger.currencies import money_text
 
 
 class PolicyInput(serializers.Serializer):
@@ -89,10 +87,10 @@ class PoolOutput(serializers.Serializer):
     paid_at = serializers.DateTimeField(allow_null=True)
 
     def get_amount(self, pool) -> str:
-        return _money(pool.amount, pool.currency)
+        return money_text(pool.amount, pool.currency)
 
     def get_reserve_amount(self, pool) -> str | None:
-        return None if pool.reserve_amount is None else _money(pool.reserve_amount, pool.currency)
+        return None if pool.reserve_amount is None else money_text(pool.reserve_amount, pool.currency)
 
     def get_valuation_runs(self, pool) -> list[str]:
         return sorted(str(run_id) for run_id in pool.valuation_runs.values_list("pk", flat=True))
@@ -126,21 +124,18 @@ class StatementOutput(serializers.Serializer):
     issued_at = serializers.DateTimeField(allow_null=True)
 
     def get_amount(self, statement) -> str:
-        return _money(statement.amount, statement.pool.currency)
+        return money_text(statement.amount, statement.pool.currency)
 
     def get_allocated(self, statement) -> str:
-        return _money(statement.allocated, statement.pool.currency)
+        return money_text(statement.allocated, statement.pool.currency)
 
     def get_carried_in(self, statement) -> str:
-        return _money(statement.carried_in, statement.pool.currency)
+        return money_text(statement.carried_in, statement.pool.currency)
 
     def get_carried_out(self, statement) -> str:
-        return _money(statement.carried_out, statement.pool.currency)
+        return money_text(statement.carried_out, statement.pool.currency)
 
     def get_share_decimal(self, statement) -> str:
-        share = Fraction(statement.share)
-        return f"{(Decimal(share.numerator) / Decimal(share.denominator)).quantize(Decimal('1e-10')):f}"
+        return share_decimal(statement.share)
 
 
-def _money(amount, currency: str) -> str:
-    return amount_text(to_minor(Decimal(amount), currency), currency)

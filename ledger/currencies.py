@@ -55,6 +55,11 @@ def from_minor(amount_minor: int, currency: str) -> Decimal:
     return Decimal(amount_minor).scaleb(-minor_unit(currency))
 
 
+def money_text(amount: Decimal, currency: str) -> str:
+    """A Decimal amount written with exactly the currency's decimals (``250000.00``)."""
+    return amount_text(to_minor(Decimal(amount), currency), currency)
+
+
 def amount_text(amount_minor: int, currency: str) -> str:
     """The canonical text of an amount: plain digits, a point and exactly the minor unit's decimals."""
     return f"{from_minor(amount_minor, currency):f}"

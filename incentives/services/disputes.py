@@ -22,7 +22,7 @@ import logging
 import mimetypes
 import uuid
 from datetime import timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from functools import partial
 
 from django.conf import settings
@@ -38,8 +38,8 @@ from consortium.models import Membership, Role
 from core.errors import Conflict, InvalidInput, NotAllowed, NotFound, TooLarge
 from incentives.models import Dispute, DisputeEvent, Statement
 from incentives.services.dispute_entries import post_decision, uphold
+from incentives.services.money import amount_checked
 from incentives.services.pools import pool_locked
-from ledger.currencies import minor_unit
 from ledger.services import checkpoint_create
 from valuation.models import ValuationRun
 from valuation.services import valuation_run_start
@@ -269,17 +269,7 @@ def _check_decidable(dispute: Dispute) -> None:
 def _revised_amount(amount, currency: str) -> Decimal:
     if amount is None:
         raise InvalidInput("An upheld dispute names the revised statement's amount.", field="amount")
-    try:
-        value = amount if isinstance(amount, Decimal) else Decimal(str(amount))
-    except (InvalidOperation, ValueError):
-        raise InvalidInput(f"amount must be a decimal number, not {amount!r}.", field="amount") from None
-    if not value.is_finite() or value < 0 or value >= Decimal(10) ** 15:
-        raise InvalidInput("amount must be a number from 0 up to 10^15.", field="amount")
-    places = minor_unit(currency)
-    if value != value.quantize(Decimal(1).scaleb(-places)):
-        unit = "whole units" if places == 0 else f"at most {places} decimal(s)"
-        raise InvalidInput(f"{currency} amounts have {unit}; {value} does not.", field="amount")
-    return value
+    return amount_checked(amount, currency, zero_allowed=True)
 
 
 # -- shared ----------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from fractions import Fraction
 
 from django.db import IntegrityError, transaction
@@ -23,8 +23,9 @@ from core.errors import Conflict, InvalidInput, NotAllowed
 from incentives.models import AllocationPolicy, PoolApproval, RevenuePool, Statement
 from incentives.policy import split_pool
 from incentives.selectors import carried_balances, pool_contributions
+from incentives.services.money import amount_checked, currency_checked
 from incentives.services.policies import policy_current, policy_terms
-from ledger.currencies import UnknownCurrency, minor_unit
+from ledger.currencies import minor_unit
 from valuation.models import ValuationRun
 from valuation.services.valuation_work import Z95
 
@@ -38,8 +39,8 @@ def pool_create(
     valuation_runs: Iterable, policy: AllocationPolicy | None = None,
 ) -> RevenuePool:
     """Open a draft pool; InvalidInput naming the field, nothing written, on bad input."""
-    currency = _currency(currency)
-    amount = _amount(amount, currency)
+    currency = currency_checked(currency)
+    amount = amount_checked(amount, currency)
     runs = _runs(consortium, valuation_runs)
     with transaction.atomic():
         policy = policy or policy_current(consortium=consortium, actor=actor)
@@ -67,9 +68,9 @@ def pool_update(*, actor: Principal, pool: RevenuePool, **changes) -> RevenuePoo
         if not pool.is_editable:
             raise Conflict(f"The pool is {pool.get_status_display().lower()}: it can no longer be changed.")
         if "currency" in changes:
-            pool.currency = _currency(changes["currency"])
+            pool.currency = currency_checked(changes["currency"])
         if "amount" in changes or "currency" in changes:
-            pool.amount = _amount(changes.get("amount", pool.amount), pool.currency)
+            pool.amount = amount_checked(changes.get("amount", pool.amount), pool.currency)
         if "period" in changes:
             pool.period = changes["period"]
         if changes.get("policy") is not None:
@@ -151,31 +152,6 @@ def pool_locked(pool: RevenuePool) -> RevenuePool:
 
 
 # -- checks ----------------------------------------------------------------------------
-
-
-def _currency(currency) -> str:
-    try:
-        minor_unit(currency)
-    except UnknownCurrency:
-        raise InvalidInput(f"{currency!r} is not an ISO 4217 currency code (EUR, USD, JPY, ...).",
-                           field="currency") from None
-    return currency
-
-
-def _amount(amount, currency: str) -> Decimal:
-    try:
-        value = amount if isinstance(amount, Decimal) else Decimal(str(amount))
-    except (InvalidOperation, ValueError):
-        raise InvalidInput(f"amount must be a decimal number, not {amount!r}.", field="amount") from None
-    if not value.is_finite() or value <= 0:
-        raise InvalidInput("amount must be a positive number.", field="amount")
-    if value >= Decimal(10) ** 15:
-        raise InvalidInput("amount must be below 10^15.", field="amount")
-    places = minor_unit(currency)
-    if value != value.quantize(Decimal(1).scaleb(-places)):
-        unit = "whole units" if places == 0 else f"at most {places} decimal(s)"
-        raise InvalidInput(f"{currency} amounts have {unit}; {value} does not.", field="amount")
-    return value
 
 
 def _runs(consortium: Consortium, run_ids: Iterable) -> list[ValuationRun]:

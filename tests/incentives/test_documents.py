@@ -169,3 +169,17 @@ def test_the_page_sends_a_stranger_to_sign_in_and_hides_another_consortiums_stat
     client.force_login(MembershipFactory(consortium=other, role="finance").user)
     assert client.get(url).status_code == 404
     assert client.get(f"/c/other/statements/{statement.pk}/").status_code == 404
+
+
+def test_a_minimum_payout_finer_than_the_pools_currency_is_written_as_it_is(consortium, vrun, staff):
+    from incentives.services import policy_change
+
+    policy = policy_change(actor=staff.principal("governance"), consortium=consortium,
+                           minimum_payout=Decimal("0.5"), note="half a unit")
+    pool = pool_create(actor=staff.principal("drafter"), consortium=consortium, reference="yen",
+                       period="2026-Q1", amount=Decimal("100000"), currency="JPY", valuation_runs=[vrun.pk],
+                       policy=policy)
+    pool = pool_statements_draft(actor=staff.principal("drafter"), pool=pool)
+    document = statement_document(statement=pool.statements.first())
+    assert document["policy"]["minimum_payout"] == "0.5"
+    assert document["pool"]["amount"] == "100000"

@@ -11,7 +11,7 @@ from django.test.utils import override_settings
 from consortium.audit import system_principal
 from consortium.demo import DEMO_PASSWORD, STAFF_LOGINS, consortium_demo_seed
 from incentives.demo import settlement_demo_seed
-from ledger.currencies import amount_text, to_minor
+from ledger.currencies import money_text
 from ledger.demo import ledger_demo_seed
 from valuation.demo import valuation_demo_seed, valuation_demo_value
 
@@ -41,7 +41,7 @@ class Command(BaseCommand):
         if pool is None:
             self.stdout.write("Revenue pool: not yet; run seed_demo again once the workers have finished the valuation.")
         else:
-            amount = amount_text(to_minor(pool.amount, pool.currency), pool.currency)
+            amount = money_text(pool.amount, pool.currency)
             self.stdout.write(f"Revenue pool {pool.reference}: {amount} {pool.currency}, {pool.status}, "
                               "with one open dispute.")
         self.stdout.write(f"Logins (password '{DEMO_PASSWORD}'):")
