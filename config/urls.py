@@ -28,6 +28,7 @@ urlpatterns = [
     path("", include("consortium.urls")),
     path("", include("valuation.urls")),
     path("", include("incentives.urls")),
+    path("", include("ledger.urls")),
 ]
 
 # Under /api/ these answer with the documented JSON error body; pages keep Django's templates.

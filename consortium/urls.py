@@ -1,4 +1,4 @@
-"""Pages of the tenancy app, plus sign-in and sign-out."""
+"""Pages of the tenancy app, plus sign-in, sign-out and password change."""
 
 from django.contrib.auth import views as auth_views
 from django.urls import path
@@ -10,6 +10,8 @@ urlpatterns = [
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True, authentication_form=SignInForm),
          name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("password/", auth_views.PasswordChangeView.as_view(), name="password_change"),
+    path("password/done/", auth_views.PasswordChangeDoneView.as_view(), name="password_change_done"),
     path("", views.dashboard, name="dashboard"),
     path("c/<slug:slug>/", views.consortium_page, name="consortium-page"),
     path("c/<slug:slug>/api-keys/", views.api_keys_page, name="api-keys-page"),

@@ -30,12 +30,12 @@ from django.conf import settings
 from django.contrib.staticfiles import finders
 from django.template.loader import render_to_string
 
+from core.spreadsheet import spreadsheet_text
 from incentives.models import AllocationPolicy, Statement
 from ledger.canonical import canonical_bytes
 from ledger.currencies import money_text
 from ledger.models import Checkpoint, LedgerEntry
 from ledger.services import inclusion_proof_get
-from valuation.runs_api import spreadsheet_text
 
 __all__ = [
     "DOCUMENT_FORMAT",

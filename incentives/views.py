@@ -17,3 +17,7 @@ def statement_page(request, slug, statement_id):
     if statement.pool.consortium_id != consortium.id:  # a statement of another of the caller's consortia
         raise NotFound("No such statement.")
     return render(request, TEMPLATE, statement_page_context(statement=statement))
+
+
+def statements_page(request, slug):
+    raise NotFound("placeholder")  # being built (issue #13)

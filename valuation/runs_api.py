@@ -22,6 +22,7 @@ from consortium.access import Capability, principal_for, require
 from core.errors import Conflict, InvalidInput, NotFound
 from core.idempotency import IdempotentWrite, body_digest
 from core.parsers import JSONParser
+from core.spreadsheet import spreadsheet_text
 from valuation import serializers as s
 from valuation import services
 from valuation.access import training_run_get, valuation_reader_require, valuation_run_get, valuation_runs_visible
@@ -116,15 +117,6 @@ class ValuationRunResults(APIView):
         principal = principal_for(request)
         run, _ = _succeeded(principal, valuation_run_id)
         return Response(valuation_run_body(principal, run))
-
-
-# Spreadsheet programs run a cell that starts with one of these as a formula.
-_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-
-
-def spreadsheet_text(value: str) -> str:
-    """A text cell that a spreadsheet program shows as text, never runs as a formula."""
-    return "'" + value if value.startswith(_FORMULA_STARTS) else value
 
 
 class ValuationRunResultsCsv(APIView):

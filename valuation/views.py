@@ -23,3 +23,19 @@ def training_run_page(request, slug, run_id):
         "validation_set": validation_set_active(training_run=run),
     }
     return render(request, "valuation/training_run.html", context)
+
+
+def training_runs_page(request, slug):
+    raise NotFound("placeholder")  # being built (issue #13)
+
+
+def valuation_runs_page(request, slug):
+    raise NotFound("placeholder")
+
+
+def valuation_run_page(request, slug, valuation_run_id):
+    raise NotFound("placeholder")
+
+
+def valuation_run_progress_part(request, slug, valuation_run_id):
+    raise NotFound("placeholder")

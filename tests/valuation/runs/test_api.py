@@ -17,12 +17,12 @@ from rest_framework.test import APIClient
 
 from consortium.access import Principal
 from consortium.models import AuditEvent
+from core.spreadsheet import spreadsheet_text
 from ledger.models import LedgerEntry
 from tests.factories import ApiKeyFactory, ConsortiumFactory, MembershipFactory, ParticipantFactory
 from tests.valuation.conftest import LOGISTIC_SPEC, logistic_arrays, npz_bytes
 from valuation.engine import MultiRoundGame, estimate
 from valuation.models import ValuationRun
-from valuation.runs_api import spreadsheet_text
 from valuation.services import global_weights_upload, training_run_create, valuation_run_start
 from valuation.services.valuation_work import _inputs, round_game
 from valuation.tasks import valuation_run_plan_task
