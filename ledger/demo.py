@@ -1,7 +1,13 @@
-"""Demo ledger content: the demo consortium's first revenue receipt, a record and a checkpoint.
+"""Demo ledger content: the announcement of the demo's revenue pool, and a signed checkpoint.
 
-Called by ``seed_demo`` (the ``demo`` app). Idempotent: every entry carries an idempotency key derived from the
-consortium, so a second run appends nothing and returns the same checkpoint.
+Called by ``seed_demo`` (the ``demo`` app) before the valuation runs, so that
+``verify_ledger`` has an entry and a checkpoint to check on a fresh demo even while
+workers are still valuing. No money moves here: issuing the pool (``incentives.demo``)
+posts its funding, ``consortium_income -> revenue_pool:<reference>``, and the statements
+that empty that account again; a receipt posted here as well would fund the period twice.
+
+Idempotent: the entry carries an idempotency key derived from the consortium, so a second
+run appends nothing (and the checkpoint of an unchanged tree is the one already signed).
 """
 
 from __future__ import annotations
@@ -10,45 +16,35 @@ from decimal import Decimal
 
 from consortium.access import Principal
 from consortium.models import Consortium
-from ledger.accounts import AccountType, account_name
 from ledger.models import EntryKind, ReferenceType
 from ledger.services import checkpoint_create, entry_append
 
-DEMO_POOL = "demo-2026-q1"
-DEMO_RECEIPT = Decimal("250000.00")
+# The demo's revenue pool; ``incentives.demo`` opens it with these figures (ledger sits
+# below incentives, so they live here).
+DEMO_POOL_REFERENCE = "2026-q1"
+DEMO_POOL_PERIOD = "2026-Q1"
+DEMO_POOL_AMOUNT = Decimal("250000.00")
 DEMO_CURRENCY = "EUR"
 
 
 def ledger_demo_seed(*, consortium: Consortium, actor: Principal | str) -> None:
-    """Record the first revenue receipt (consortium income -> revenue pool), the pool's
-    opening as a record, and sign a checkpoint, so that verify_ledger has work on a fresh demo."""
-    pool_account = account_name(AccountType.REVENUE_POOL, DEMO_POOL)
-    entry_append(
-        consortium=consortium,
-        kind=EntryKind.TRANSACTION,
-        body={"memo": "First revenue receipt from model licensing, 2026 Q1", "period": "2026-Q1"},
-        postings=[
-            (AccountType.CONSORTIUM_INCOME.value, -DEMO_RECEIPT, DEMO_CURRENCY),
-            (pool_account, DEMO_RECEIPT, DEMO_CURRENCY),
-        ],
-        actor=actor,
-        reference_type=ReferenceType.REVENUE_POOL,
-        reference_id=DEMO_POOL,
-        idempotency_key=f"demo:{consortium.slug}:receipt-1",
-    )
+    """Record that the quarter's model-licensing revenue will be shared through the demo
+    pool (a record, no postings), and sign a checkpoint."""
     entry_append(
         consortium=consortium,
         kind=EntryKind.RECORD,
         body={
-            "event": "revenue_pool.opened",
-            "period": "2026-Q1",
-            "amount": f"{DEMO_RECEIPT:f}",
+            "event": "revenue_pool.announced",
+            "memo": "Model-licensing revenue for 2026 Q1, to be shared by contribution",
+            "pool": DEMO_POOL_REFERENCE,
+            "period": DEMO_POOL_PERIOD,
+            "amount": f"{DEMO_POOL_AMOUNT:f}",
             "currency": DEMO_CURRENCY,
             "policy": "default: negative values count as zero, largest-remainder split",
         },
         actor=actor,
         reference_type=ReferenceType.REVENUE_POOL,
-        reference_id=DEMO_POOL,
-        idempotency_key=f"demo:{consortium.slug}:pool-opened",
+        reference_id=DEMO_POOL_REFERENCE,
+        idempotency_key=f"demo:{consortium.slug}:pool-announced",
     )
     checkpoint_create()

@@ -28,6 +28,8 @@ PURE_CORES = {
     "ledger/canonical.py": {"rfc8785"},
     "incentives/allocation.py": set(),
     "incentives/policy.py": {"incentives.allocation"},
+    "valuation/demo_ai4i.py": {"numpy"},
+    "valuation/demo_consortium.py": {"numpy", "valuation.demo_ai4i"},
 }
 FRAMEWORKS = {"django", "rest_framework", "drf_spectacular", "celery", "kombu"}
 

@@ -1,11 +1,12 @@
-"""A demo training run: simulated factories train a shared failure predictor by FedAvg,
-and its valuation.
+"""The demo training run: eight factories train a shared failure predictor by FedAvg, and
+its valuation.
 
-Called by ``seed_demo`` (the ``demo`` app); idempotent per seed.
-
-Each factory holds sensor readings (features) and failure labels from its own machines,
-with its own operating regime (non-IID). One factory's labels are flipped and one has
-noisy sensors, so that contribution values have something to find.
+Called by ``seed_demo`` (the ``demo`` app); idempotent per seed. The numbers come from
+:func:`valuation.demo_consortium.simulate` (pure numpy: the AI4I 2020 generation rules,
+the factories' regimes, the mislabelled factory, the free rider and the near-copy); here
+they go through the same ingestion services the coordinator's API calls: the run is
+registered, the governance body uploads its validation set, and every round's global
+weights and per-factory updates are uploaded with the example counts the factories report.
 """
 
 from __future__ import annotations
@@ -15,7 +16,11 @@ import io
 import numpy as np
 
 from consortium.access import Principal
+from consortium.demo import demo_principal
 from consortium.models import Consortium
+from core.errors import InvalidInput
+from valuation.demo_ai4i import FEATURE_NAMES
+from valuation.demo_consortium import FACTORIES, simulate
 from valuation.models import TrainingRun, ValuationRun
 from valuation.services import (
     global_weights_upload,
@@ -25,8 +30,13 @@ from valuation.services import (
     valuation_run_start,
 )
 
-FEATURES = 6
-TRUE_COEF = np.array([1.4, -0.9, 0.7, 0.0, 0.5, -1.1])
+DEMO_METRIC = "neg_log_loss"
+GOVERNANCE_LOGIN = "governance@demo.test"
+
+
+def demo_run_name(seed: int) -> str:
+    """The training run's name; it records the seed that made every number of the run."""
+    return f"ai4i-failure-predictor-seed-{seed}"
 
 
 def _npz(**arrays) -> bytes:
@@ -35,64 +45,37 @@ def _npz(**arrays) -> bytes:
     return buffer.getvalue()
 
 
-def _factory_data(rng: np.random.Generator, rows: int, shift: float, *, flip: bool, noise: float):
-    X = rng.normal(loc=shift, scale=1.0, size=(rows, FEATURES))
-    logits = X @ TRUE_COEF - 0.3
-    y = (rng.random(rows) < 1 / (1 + np.exp(-logits))).astype(np.float64)
-    if flip:
-        y = 1 - y
-    return X + rng.normal(scale=noise, size=X.shape), y
-
-
-def _local_update(coef, intercept, X, y, *, steps: int = 20, rate: float = 0.3):
-    """A few steps of local gradient descent on the log-loss; returns (Δcoef, Δintercept)."""
-    w, b = coef.copy(), float(intercept)
-    for _ in range(steps):
-        p = 1 / (1 + np.exp(-(X @ w + b)))
-        w -= rate * X.T @ (p - y) / len(y)
-        b -= rate * float(np.mean(p - y))
-    return w - coef, np.float64(b - intercept)
-
-
-def valuation_demo_seed(*, consortium: Consortium, actor: Principal, seed: int, rounds: int = 3) -> TrainingRun:
-    """Register a run and upload ``rounds`` rounds of FedAvg; the seed fixes every number."""
-    name = f"press-failure-demo-seed-{seed}"
+def valuation_demo_seed(*, consortium: Consortium, actor: Principal, seed: int) -> TrainingRun:
+    """Register the seed's run, its validation set and every FedAvg round; the seed fixes every number."""
+    name = demo_run_name(seed)
     existing = TrainingRun.objects.filter(consortium=consortium, name=name).first()
     if existing is not None:
         return existing
-    spec = [{"name": "coef", "shape": [FEATURES], "dtype": "float64"},
+    participants = {p.slug: p for p in consortium.participants.filter(slug__in=[f.slug for f in FACTORIES])}
+    missing = sorted({f.slug for f in FACTORIES} - set(participants))
+    if missing:
+        raise InvalidInput(f"The demo consortium lacks the factories {', '.join(missing)}; run seed_demo afresh.")
+    demo = simulate(seed)
+    spec = [{"name": "coef", "shape": [len(FEATURE_NAMES)], "dtype": "float64"},
             {"name": "intercept", "shape": [], "dtype": "float64"}]
     run = training_run_create(actor=actor, consortium=consortium, name=name, model_family="logistic",
-                              task="binary", metric="neg_log_loss", parameter_spec=spec)
-    rng = np.random.default_rng(seed)
-    participants = list(consortium.participants.order_by("slug"))
-    local = {
-        p.slug: _factory_data(rng, int(rng.integers(150, 600)), shift=rng.normal(scale=0.5),
-                              flip=(i == len(participants) - 1), noise=2.5 if i == len(participants) - 2 else 0.1)
-        for i, p in enumerate(participants)
-    }
-    X_val, y_val = _factory_data(rng, 800, shift=0.0, flip=False, noise=0.1)
-    validation_set_upload(actor=actor, training_run=run, data=_npz(X=X_val, y=y_val))
-    coef, intercept = np.zeros(FEATURES), np.float64(0.0)
-    for t in range(rounds):
-        global_weights_upload(actor=actor, training_run=run, round=t, data=_npz(coef=coef, intercept=intercept))
-        deltas = []
-        for participant in participants:
-            X, y = local[participant.slug]
-            d_coef, d_intercept = _local_update(coef, intercept, X, y)
-            update_upload(actor=actor, training_run=run, round=t, participant=participant,
-                          data=_npz(coef=d_coef, intercept=d_intercept), num_examples=len(y))
-            deltas.append((len(y), d_coef, d_intercept))
-        total = sum(n for n, _, _ in deltas)
-        coef = coef + sum(n * d for n, d, _ in deltas) / total
-        intercept = np.float64(intercept + sum(n * d for n, _, d in deltas) / total)
+                              task="binary", metric=DEMO_METRIC, parameter_spec=spec)
+    # The governance body holds the validation set (reference conditions) and uploads it itself.
+    validation_set_upload(actor=demo_principal(GOVERNANCE_LOGIN), training_run=run,
+                          data=_npz(X=demo.X_validation, y=demo.y_validation))
+    for t, weights in enumerate(demo.global_weights):
+        global_weights_upload(actor=actor, training_run=run, round=t, data=_npz(**weights))
+        for slug, update in demo.updates[t].items():
+            update_upload(actor=actor, training_run=run, round=t, participant=participants[slug],
+                          data=_npz(**update), num_examples=demo.num_examples[slug])
     return run
 
 
 def valuation_demo_value(*, training_run: TrainingRun, actor: Principal, seed: int) -> ValuationRun:
-    """Value every round exactly (the demo has few factories); the workers, or without a
-    broker the same code in-process, run once the caller's transaction commits."""
+    """Value every round exactly (eight factories: 256 coalitions a round); the workers, or
+    without a broker the same code in-process, run once the caller's transaction commits."""
     existing = training_run.valuation_runs.filter(seed=seed).exclude(status=ValuationRun.Status.FAILED).first()
     if existing is not None:
         return existing
-    return valuation_run_start(actor=actor, training_run=training_run, method="exact", seed=seed)
+    return valuation_run_start(actor=actor, training_run=training_run, method="exact", seed=seed,
+                               metric=DEMO_METRIC)

@@ -1,4 +1,5 @@
-"""Simulated predictive-maintenance consortia, for the benchmark, tests and the demo.
+"""Simulated predictive-maintenance consortia, for the benchmarks and tests (the demo has its
+own AI4I 2020 generator: valuation/demo_ai4i.py).
 
 Each factory logs machine sensor readings (temperature, vibration, pressure, rotation
 speed, torque, tool wear, humidity, load) and whether the machine failed within the
