@@ -7,7 +7,7 @@ PYTEST_ARGS ?=
 # development defaults. Production sets DEBUG=0 with real secrets instead.
 export DEBUG ?= 1
 
-.PHONY: demo test venv migrate
+.PHONY: demo test venv migrate screenshots
 
 venv: $(VENV)/.installed
 
@@ -27,3 +27,13 @@ demo: migrate
 
 test: venv
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The README's pictures: a fresh demo in a scratch SQLite database (no broker: the valuation
+# runs in-process), photographed by Debian's chromium. Writes docs/screenshots/*.png.
+SHOTS := $(shell mktemp -u /tmp/fairshare-screenshots-XXXXXX)
+screenshots: venv
+	mkdir -p $(SHOTS)
+	env -u CELERY_BROKER_URL DATABASE_URL=sqlite:///$(SHOTS)/db.sqlite3 MEDIA_ROOT=$(SHOTS)/media sh -c '\
+	  $(PY) manage.py migrate --noinput -v0 && $(PY) manage.py seed_demo && \
+	  $(PY) manage.py take_screenshots --out docs/screenshots'
+	rm -rf $(SHOTS)

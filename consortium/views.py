@@ -7,13 +7,15 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_GET, require_POST
 
 from consortium import services
 from consortium.access import Capability, api_key_get, consortium_get, principal_for, require
 from consortium.models import Scope
+from consortium.overview import overview_sections
 from core.errors import ServiceError
 from core.forms import form_add_service_error
+from core.listing import Column, Table, table_response
 
 
 @login_required
@@ -24,17 +26,29 @@ def dashboard(request):
 
 
 @login_required
+@require_GET
 def consortium_page(request, slug):
+    """The overview: for staff the pools, the latest checkpoint and valuation runs, the
+    training runs and participants; for a participant user its own latest figures and its
+    pages. The apps above this one contribute the sections (consortium/overview.py)."""
     principal = principal_for(request)
     consortium = consortium_get(principal, slug)
+    staff = principal.can(consortium, Capability.VIEW_ALL)
     context = {
         "consortium": consortium,
         "role": principal.role_in(consortium),
-        "participants": consortium.participants.all(),
-        "training_runs": consortium.training_runs.all(),
-        "can": {capability.name.lower(): principal.can(consortium, capability) for capability in Capability},
+        "own_participant": principal.own_participant(consortium),
+        "sections": overview_sections(principal=principal, consortium=consortium),
     }
-    return render(request, "consortium/consortium.html", context)
+    if not staff:
+        return render(request, "consortium/consortium.html", context)
+    table = Table(columns=PARTICIPANT_COLUMNS, rows=consortium.participants.order_by("name"), caption="Participants",
+                  filename=f"{consortium.slug}-participants", empty="No participants yet.")
+    return table_response(request, table=table, template="consortium/consortium.html", context=context)
+
+
+PARTICIPANT_COLUMNS = [Column("Participant", lambda p: p.name), Column("Slug", lambda p: p.slug),
+                       Column("Joined (UTC)", lambda p: p.created_at.strftime("%Y-%m-%d"))]
 
 
 class ApiKeyForm(forms.Form):

@@ -1,23 +1,103 @@
-"""Settlement pages: a statement, with its chart, its figures and its downloads."""
+"""Settlement pages: the list of statements (staff: the consortium's; a participant: its own
+organisation's issued ones) and a statement, with its chart, its figures, its downloads and,
+for its participant, a link to dispute each line."""
 
+from __future__ import annotations
+
+from functools import partial
+
+from django import forms
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import render
 
-from consortium.access import consortium_get, principal_for
+from consortium.access import Capability, consortium_get, principal_for, require
 from core.errors import NotFound
+from core.listing import Column, Table, filter_form, filter_values, table_csv
 from incentives.access import statement_get
 from incentives.documents import TEMPLATE, statement_page_context
+from incentives.models import Statement
+from incentives.page_selectors import statement_dispute_lines, statement_pools, statements_listed
+from ledger.currencies import money_text
+
+# The statement document's row label for each line a participant may dispute.
+DISPUTE_ROW_LABELS = {"amount": "Amount", "contribution": "Contribution", "share": "Share",
+                      "data_volume": "Data volume (examples)"}
+
+
+def _statement_in(principal, consortium, statement_id) -> Statement:
+    statement = statement_get(principal, statement_id)
+    if statement.pool.consortium_id != consortium.id:  # a statement of another of the caller's consortia
+        raise NotFound("No such statement.")
+    return statement
 
 
 @login_required
 def statement_page(request, slug, statement_id):
     principal = principal_for(request)
     consortium = consortium_get(principal, slug)
-    statement = statement_get(principal, statement_id)
-    if statement.pool.consortium_id != consortium.id:  # a statement of another of the caller's consortia
-        raise NotFound("No such statement.")
-    return render(request, TEMPLATE, statement_page_context(statement=statement))
+    statement = _statement_in(principal, consortium, statement_id)
+    lines = statement_dispute_lines(principal=principal, statement=statement)
+    links = [(DISPUTE_ROW_LABELS[line], line, pending) for line, pending in lines.items()]
+    context = {**statement_page_context(statement=statement), "role": principal.role_in(consortium),
+               "dispute_links": links}
+    return render(request, TEMPLATE, context)
 
 
+class StatementFilters(forms.Form):
+    pool = forms.ChoiceField(label="Pool", required=False)
+    participant = forms.ChoiceField(label="Participant", required=False)
+    status = forms.ChoiceField(label="Status", required=False, choices=[("", "any"), *Statement.Status.choices])
+    version = forms.IntegerField(label="Version", required=False, min_value=1)
+
+    def __init__(self, data=None, *, pools=(), participants=None):
+        super().__init__(data)
+        self.fields["pool"].choices = [("", "any"), *((p.reference, f"{p.reference} ({p.period})") for p in pools)]
+        if participants is None:  # a participant user: only its own organisation's issued statements anyway
+            del self.fields["participant"]
+            self.fields["status"].choices = [c for c in self.fields["status"].choices if c[0] != Statement.Status.DRAFT]
+        else:
+            self.fields["participant"].choices = [("", "any"), *((p.slug, p.name) for p in participants)]
+
+
+def _amount(statement: Statement) -> str:
+    return money_text(statement.amount, statement.pool.currency)
+
+
+COLUMNS = [
+    Column("Statement", lambda s: str(s.pk)),
+    Column("Pool", lambda s: s.pool.reference),
+    Column("Period", lambda s: s.pool.period),
+    Column("Participant", lambda s: s.participant.slug),
+    Column("Amount", _amount, numeric=True),
+    Column("Currency", lambda s: s.pool.currency),
+    Column("Version", lambda s: s.version, numeric=True),
+    Column("Status", lambda s: s.status),
+    Column("Superseded by version", lambda s: getattr(getattr(s, "superseded_by", None), "version", None)),
+    Column("Issued at", lambda s: s.issued_at.isoformat() if s.issued_at else ""),
+]
+
+
+@login_required
 def statements_page(request, slug):
-    raise NotFound("placeholder")  # being built (issue #13)
+    principal = principal_for(request)
+    consortium = consortium_get(principal, slug)
+    require(principal, consortium, Capability.VIEW_STATEMENTS)
+    staff = principal.can(consortium, Capability.VIEW_POOLS)
+    pools = statement_pools(principal=principal, consortium=consortium)
+    participants = consortium.participants.order_by("slug") if staff else None
+    filters = filter_form(partial(StatementFilters, pools=pools, participants=participants), request)
+    rows = statements_listed(principal=principal, consortium=consortium, **filter_values(filters))
+    table = Table(columns=COLUMNS, rows=rows, caption="Statements", filename=f"statements-{consortium.slug}",
+                  empty="No statements match." if filters.is_bound else "No statements yet.")
+    if request.GET.get("format") == "csv":
+        return table_csv(table)
+    table.paginate(request.GET.get("page"))
+    context = {"consortium": consortium, "role": principal.role_in(consortium), "filters": filters, "staff": staff,
+               "table": table, "rows": [_row(statement) for statement in table.page.object_list]}
+    return render(request, "incentives/statements.html", context)
+
+
+def _row(statement: Statement) -> dict:
+    """What a row on screen shows beyond the statement itself."""
+    return {"statement": statement, "amount": _amount(statement),
+            "revised_by": getattr(statement, "superseded_by", None)}

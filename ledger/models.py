@@ -107,7 +107,9 @@ class LedgerEntry(AppendOnlyModel):
         verbose_name_plural = "ledger entries"
         indexes = [
             models.Index(fields=["consortium", "seq"], name="ledger_entry_consortium_seq"),
-            models.Index(fields=["consortium", "reference_type", "reference_id"], name="ledger_entry_reference"),
+            # Newest-first filters of the ledger page (migration 0006 says why and what they cost).
+            models.Index(fields=["consortium", "kind", "seq"], name="ledger_entry_kind_seq"),
+            models.Index(fields=["consortium", "reference_type", "reference_id", "seq"], name="ledger_entry_reference_seq"),
         ]
         constraints = [
             # Partial: most entries carry no key, and every index entry costs each append.

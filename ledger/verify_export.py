@@ -7,6 +7,9 @@ participant or an auditor can copy it and run it anywhere.
     python verify_export.py EXPORT.jsonl [--public-key BASE64]
         a file written by ``manage.py export_ledger``: every entry's hash, the hash chain,
         the balance of every transaction, the Merkle root against the signed checkpoint.
+        A consortium's (or a participant's) export from the ledger page shows its own
+        entries and only the leaf hash of every other one: the root is still recomputed
+        over every leaf, and the chain and balances are checked through every entry shown.
     python verify_export.py --entry ENTRY.json --public-key BASE64
         an entry with its inclusion proof, as GET /api/v1/consortia/{slug}/ledger/entries/{seq}/
         returns it (or as a statement carries it): the entry is in the signed tree.
@@ -243,19 +246,31 @@ def check_export(path: str, pinned_key: bytes | None) -> str:
     signed = note_verify(checkpoint["note"], public_key) if checkpoint else None
     if signed and signed[1] > len(entries):
         raise Failure(f"the checkpoint covers {signed[1]} entries but the file holds only {len(entries)}")
+    scope = header.get("scope")
     frontier: list[bytes] = []
     prev = GENESIS_PREV
+    hidden = 0
     for seq, data in enumerate(entries):
         try:
-            entry_check(entry_parse(data), seq, prev)
+            leaf = _hidden_leaf(data) if scope else None
+            if leaf is None:
+                document = entry_parse(data)
+                entry_check(document, seq, prev)
+                _in_scope(document, scope)
+                leaf = leaf_hash(data)
+            else:
+                hidden += 1
         except Failure as failure:
             raise Failure(f"entry {seq}: {failure}") from None
-        leaf = leaf_hash(data)
         frontier_push(frontier, seq, leaf)
         prev = leaf.hex()
         if signed and seq + 1 == signed[1] and frontier_root(frontier) != signed[2]:
             raise Failure(f"entries 0..{seq}: their Merkle root differs from the signed checkpoint's")
     summary = f"OK: {len(entries)} entries, hash chain and balances intact"
+    if scope:
+        whose = f"participant {scope['participant']}" if scope.get("participant") else "the consortium"
+        summary = (f"OK: {len(entries)} entries ({len(entries) - hidden} of {whose} shown, {hidden} other "
+                   "entries as leaf hashes), hash chain and balances intact through every entry shown")
     if signed:
         summary += f"; checkpoint at size {signed[1]} ({signed[3]}) signed and matching"
     else:
@@ -263,6 +278,27 @@ def check_export(path: str, pinned_key: bytes | None) -> str:
     if pinned_key is None:
         summary += " (public key taken from the file: pass --public-key to check it is the one you trust)"
     return summary
+
+
+def _hidden_leaf(data: bytes) -> bytes | None:
+    """The leaf hash of an entry a scoped export leaves out (``{"leaf": "<64 hex>"}``), or None."""
+    if not data.startswith(b'{"leaf":'):
+        return None
+    document = json.loads(data)
+    leaf = document.get("leaf") if isinstance(document, dict) and set(document) == {"leaf"} else None
+    if not isinstance(leaf, str) or not re.fullmatch(r"[0-9a-f]{64}", leaf):
+        raise Failure("a left-out entry must be exactly {\"leaf\": \"<64 hex digits>\"}")
+    return bytes.fromhex(leaf)
+
+
+def _in_scope(document: dict, scope: dict | None) -> None:
+    """A scoped export shows only its scope's entries (anything else is a leak, or a swap)."""
+    if not scope:
+        return
+    if document.get("consortium") != scope.get("consortium"):
+        raise Failure("the export is scoped to one consortium but shows another consortium's entry")
+    if scope.get("participant") and scope["participant"] not in document.get("participants", []):
+        raise Failure(f"the export is scoped to participant {scope['participant']} but shows an entry not concerning it")
 
 
 def check_entry(path: str, public_key: bytes) -> str:

@@ -201,6 +201,62 @@ MATRIX = [
                                                                   "302 200 403 403 403 404 302 302 302 302 302 302"),
     ("POST", "/c/{slug}/api-keys/{key_id}/revoke", None, "form",  "302 302 403 403 403 404 302 302 302 302 302 302"),
     ("GET", "/c/{slug}/audit/", None, None,                       "302 200 200 200 403 404 302 302 302 302 302 302"),
+    ("GET", "/password/", None, None,                             "302 200 200 200 200 200 302 302 302 302 302 302"),
+    # The dashboard pages of issue #13. Valuation runs: started by finance and governance; read
+    # by every member (a participant sees its figures per transparency); the progress part of
+    # a finished run answers 286, which tells htmx to stop polling.
+    ("GET", "/c/{slug}/runs/", None, None,                        "302 200 200 200 200 404 302 302 302 302 302 302"),
+    ("GET", "/c/{slug}/valuations/", None, None,                  "302 200 200 200 200 404 302 302 302 302 302 302"),
+    ("POST", "/c/{slug}/valuations/", lambda w: {"training_run": str(w["run"].pk), "method": "exact", "seed": "3"},
+     "form",                                                      "302 302 302 403 403 404 302 302 302 302 302 302"),
+    ("GET", "/c/{slug}/valuations/{vrun}/", None, None,           "302 200 200 200 200 404 302 302 302 302 302 302"),
+    ("GET", "/c/{slug}/valuations/{vrun}/progress", None, None,   "302 286 286 286 286 404 302 302 302 302 302 302"),
+    ("GET", "/c/{slug}/valuations/{queued_vrun}/progress", None, None,
+                                                                  "302 200 200 200 200 404 302 302 302 302 302 302"),
+    ("GET", "/c/{slug}/contributions/", None, None,               "302 200 200 200 200 404 302 302 302 302 302 302"),
+    ("GET", "/c/{slug}/contributions/?participant=beta", None, None,
+                                                                  "302 200 200 200 404 404 302 302 302 302 302 302"),
+    # Revenue pools: finance manages them (four eyes: fin drafted none of them), governance and
+    # auditors read them, participants read their statements instead.
+    ("GET", "/c/{slug}/pools/", None, None,                       "302 200 200 200 403 404 302 302 302 302 302 302"),
+    ("POST", "/c/{slug}/pools/", lambda w: {"reference": "page-pool", "period": "2026-Q2", "amount": "500.00",
+                                            "currency": "EUR", "valuation_runs": [str(w["url_values"]["vrun"])]},
+     "form",                                                      "302 302 403 403 403 404 302 302 302 302 302 302"),
+    ("GET", "/c/{slug}/pools/{issued_pool}/", None, None,         "302 200 200 200 403 404 302 302 302 302 302 302"),
+    ("POST", "/c/{slug}/pools/{drafted_pool}/draft", None, "form", "302 302 403 403 403 404 302 302 302 302 302 302"),
+    ("POST", "/c/{slug}/pools/{drafted_pool}/approve", None, "form",
+                                                                  "302 302 403 403 403 404 302 302 302 302 302 302"),
+    ("POST", "/c/{slug}/pools/{approved_pool}/issue", None, "form", "302 302 403 403 403 404 302 302 302 302 302 302"),
+    ("POST", "/c/{slug}/pools/{issued_pool}/paid", lambda w: {"payment_reference": "SEPA-1"}, "form",
+                                                                  "302 302 403 403 403 404 302 302 302 302 302 302"),
+    ("POST", "/c/{slug}/pools/{drafted_pool}/refund", None, "form",
+                                                                  "302 404 404 404 404 404 302 302 302 302 302 302"),
+    # Statements and disputes: a participant files against its own issued statement only.
+    ("GET", "/c/{slug}/statements/", None, None,                  "302 200 200 200 200 404 302 302 302 302 302 302"),
+    ("GET", "/c/{slug}/statements/{alpha_statement}/dispute", None, None,
+                                                                  "302 403 403 403 200 404 302 302 302 302 302 302"),
+    ("POST", "/c/{slug}/statements/{alpha_statement}/dispute", lambda w: {"line": "share", "reason": "Too low."},
+     "form",                                                      "302 403 403 403 302 404 302 302 302 302 302 302"),
+    ("GET", "/c/{slug}/statements/{beta_statement}/dispute", None, None,
+                                                                  "302 403 403 403 404 404 302 302 302 302 302 302"),
+    ("GET", "/c/{slug}/disputes/", None, None,                    "302 200 200 200 200 404 302 302 302 302 302 302"),
+    ("GET", "/c/{slug}/disputes/{open_dispute}/", None, None,     "302 200 200 200 200 404 302 302 302 302 302 302"),
+    ("GET", "/c/{slug}/disputes/{beta_dispute}/", None, None,     "302 200 200 200 404 404 302 302 302 302 302 302"),
+    ("POST", "/c/{slug}/disputes/{open_dispute}/review", None, "form",
+                                                                  "302 403 302 403 403 404 302 302 302 302 302 302"),
+    ("POST", "/c/{slug}/disputes/{reviewed_dispute}/revaluation", lambda w: {"method": "exact", "seed": "4"}, "form",
+                                                                  "302 403 302 403 403 404 302 302 302 302 302 302"),
+    ("POST", "/c/{slug}/disputes/{reviewed_dispute}/decide", lambda w: {"outcome": "rejected", "note": "Counts match."},
+     "form",                                                      "302 403 302 403 403 404 302 302 302 302 302 302"),
+    ("POST", "/c/{slug}/disputes/{decided_dispute}/decide", lambda w: {"outcome": "rejected", "note": "Again."},
+     "form",                                                      "302 403 409 403 403 404 302 302 302 302 302 302"),
+    # The ledger's pages: a participant reads the entries concerning alpha and exports those
+    # (every other entry as its leaf hash only).
+    ("GET", "/c/{slug}/ledger/", None, None,                      "302 200 200 200 200 404 302 302 302 302 302 302"),
+    ("GET", "/c/{slug}/ledger/{alpha_seq}/", None, None,          "302 200 200 200 200 404 302 302 302 302 302 302"),
+    ("GET", "/c/{slug}/ledger/{beta_seq}/", None, None,           "302 200 200 200 404 404 302 302 302 302 302 302"),
+    ("GET", "/c/{slug}/ledger/export", None, None,                "302 200 200 200 200 404 302 302 302 302 302 302"),
+    ("GET", "/c/{slug}/checkpoints/", None, None,                 "302 200 200 200 200 404 302 302 302 302 302 302"),
 ]
 
 
@@ -242,7 +298,7 @@ def _needs(request) -> tuple[bool, bool, bool]:
     path = request.node.callspec.params.get("path", "") if hasattr(request.node, "callspec") else ""
     disputes = "dispute" in path
     settlement = disputes or "pool" in path or "statement" in path
-    return settlement or "valuation-runs" in path, settlement, disputes
+    return settlement or "valuation" in path or "vrun" in path, settlement, disputes
 
 
 @pytest.fixture
@@ -378,6 +434,23 @@ MATRIX_PATHS = [path for _method, path, *_ in MATRIX]
 def test_matrix_covers_every_api_route():
     """A new API route, of any app, must be added to the matrix above."""
     assert uncovered_api_routes(_all_routes(), MATRIX_PATHS) == []
+
+
+def uncovered_page_routes(routes, matrix_paths) -> list[str]:
+    """The consortium pages (``c/<slug>/…``) that no matrix path exercises; a route's
+    parameter (``<str:action>``) is covered by any value in its place."""
+    paths = [_path_shape(path) for path in matrix_paths]
+
+    def covered(route: str) -> bool:
+        pattern = re.compile("^" + re.escape(_route_shape(route)).replace(r"\*", "[^/]+") + "$")
+        return any(pattern.match(path) for path in paths)
+
+    return sorted(route for route in routes if route.startswith("c/") and not covered(route))
+
+
+def test_matrix_covers_every_consortium_page():
+    """A new page of a consortium must be added to the matrix above too."""
+    assert uncovered_page_routes(_all_routes(), MATRIX_PATHS) == []
 
 
 def test_coverage_check_reports_a_route_without_row():

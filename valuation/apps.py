@@ -11,6 +11,7 @@ class ValuationConfig(AppConfig):
 
     def ready(self) -> None:
         checks.register(check_valuation_limits, checks.Tags.compatibility)
+        from valuation import page_selectors  # noqa: F401  (registers its sections of the consortium overview)
 
 
 def check_valuation_limits(app_configs=None, **kwargs) -> list[checks.CheckMessage]:

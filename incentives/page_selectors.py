@@ -1,0 +1,123 @@
+"""Reads for the settlement pages: the statement list and the dispute queue with their filters,
+the lines of a statement its participant may still dispute, the shares beside a
+re-valuation's comparison, and the amount a re-valuation implies for the disputed statement.
+
+Scope always comes from the access helpers (``statements_visible``, ``disputes_visible``);
+every function here reads a fixed number of queries, whatever the length of the list.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.db.models import Case, IntegerField, Value, When
+from django.utils import timezone
+
+from consortium.access import Capability, Principal
+from consortium.models import Consortium
+from incentives.access import statements_visible
+from incentives.dispute_selectors import disputes_visible
+from incentives.models import Dispute, RevenuePool, Statement
+from incentives.policy import split_pool
+from incentives.selectors import pool_contributions
+from incentives.services.policies import policy_terms
+from ledger.currencies import minor_unit
+from valuation.models import ParticipantScore, ValuationRun
+
+UNDECIDED = "undecided"
+
+
+def statements_listed(*, principal: Principal, consortium: Consortium, pool: str | None = None,
+                      participant: str | None = None, status: str | None = None, version: int | None = None):
+    """The consortium's statements the caller may read, newest pool first, filtered by pool
+    reference, participant slug, status and version."""
+    rows = statements_visible(principal).filter(pool__consortium=consortium).select_related("superseded_by")
+    if pool:
+        rows = rows.filter(pool__reference=pool)
+    if participant:
+        rows = rows.filter(participant__slug=participant)
+    if status:
+        rows = rows.filter(status=status)
+    if version:
+        rows = rows.filter(version=version)
+    return rows.order_by("-pool__created_at", "pool__reference", "participant__slug", "version")
+
+
+def statement_pools(*, principal: Principal, consortium: Consortium):
+    """The pools of the statements the caller may read (the pool filter's choices)."""
+    visible = statements_visible(principal).filter(pool__consortium=consortium).values("pool")
+    return RevenuePool.objects.filter(pk__in=visible).order_by("-created_at", "reference")
+
+
+def is_overdue(dispute: Dispute) -> bool:
+    """Undecided after its response deadline (as the API's ``overdue``)."""
+    return dispute.status != Dispute.Status.DECIDED and timezone.localdate() > dispute.response_deadline
+
+
+def dispute_queue(*, principal: Principal, consortium: Consortium, status: str | None = None):
+    """The consortium's disputes the caller may see: undecided ones first, each group by
+    response deadline (the most urgent on top); ``status`` is a state or ``undecided``."""
+    disputes = disputes_visible(principal).filter(statement__pool__consortium=consortium)
+    if status == UNDECIDED:
+        disputes = disputes.exclude(status=Dispute.Status.DECIDED)
+    elif status:
+        disputes = disputes.filter(status=status)
+    decided_last = Case(When(status=Dispute.Status.DECIDED, then=Value(1)), default=Value(0),
+                        output_field=IntegerField())
+    return disputes.annotate(decided_last=decided_last).order_by("decided_last", "response_deadline", "created_at",
+                                                                 "id")
+
+
+def statement_dispute_lines(*, principal: Principal, statement: Statement) -> dict[str, Dispute | None]:
+    """Line → the caller's undecided dispute on it (None: the line may be disputed), for a
+    participant user who may file on this issued, current statement of its own organisation;
+    empty for everyone else."""
+    consortium = statement.pool.consortium
+    own = principal.own_participant(consortium)
+    if (not principal.can(consortium, Capability.FILE_DISPUTES) or principal.stored_user is None or own is None
+            or own.pk != statement.participant_id or statement.status != Statement.Status.ISSUED):
+        return {}
+    pending = {d.line: d for d in Dispute.objects.filter(statement=statement, participant=own)
+               .exclude(status=Dispute.Status.DECIDED)}
+    return {line: pending.get(line) for line in Dispute.Line.values}
+
+
+def comparison_shares(comparison: dict) -> dict[str, dict[str, float | None]]:
+    """Participant slug → {"old": share, "new": share} for the rows the comparison already
+    shows the caller (so it reveals nothing the comparison does not)."""
+    slugs = [row["participant"] for row in comparison["rows"]]
+    old_run, new_run = comparison["old_run"], comparison["new_run"]
+    if not slugs:
+        return {}
+    shares: dict[str, dict] = {slug: {"old": None, "new": None} for slug in slugs}
+    for run_id, slug, share in ParticipantScore.objects.filter(
+            valuation_run__in=[old_run, new_run], participant__slug__in=slugs,
+            participant__consortium_id=old_run.consortium_id).values_list("valuation_run_id", "participant__slug",
+                                                                          "share"):
+        shares[slug]["old" if run_id == old_run.pk else "new"] = share
+    return shares
+
+
+def implied_amount(*, dispute: Dispute) -> Decimal | None:
+    """The disputed statement's amount had its pool been split with the finished
+    re-valuation in place of the run it redoes: same pool amount, policy version and carried
+    amounts, by the same split as drafting. None before the re-valuation has succeeded or when
+    the policy cannot split these figures. Governance may still decide another amount."""
+    new = dispute.revaluation
+    if new is None or new.status != ValuationRun.Status.SUCCEEDED or dispute.revalued_run_id is None:
+        return None
+    pool = dispute.statement.pool
+    runs = [new if run.pk == dispute.revalued_run_id else run for run in pool.valuation_runs.all()]
+    contributions = pool_contributions(runs=runs)
+    carried = {s.participant.slug: s.carried_in for s in pool.statements.filter(status=Statement.Status.ISSUED)
+               .select_related("participant") if s.carried_in}
+    for slug in carried:
+        contributions.setdefault(slug, {"value": 0.0, "volume": 0})
+    try:
+        split = split_pool(total=pool.amount, quantum=Decimal(1).scaleb(-minor_unit(pool.currency)),
+                           contributions={slug: row["value"] for slug, row in contributions.items()},
+                           volumes={slug: row["volume"] for slug, row in contributions.items()},
+                           terms=policy_terms(pool.policy), carried_in=carried)
+    except ValueError:
+        return None
+    return split.payouts.get(dispute.participant.slug, Decimal(0))
