@@ -33,7 +33,7 @@ test: venv
 SHOTS := $(shell mktemp -u /tmp/fairshare-screenshots-XXXXXX)
 screenshots: venv
 	mkdir -p $(SHOTS)
-	env -u CELERY_BROKER_URL DATABASE_URL=sqlite:///$(SHOTS)/db.sqlite3 MEDIA_ROOT=$(SHOTS)/media sh -c '\
+	env -u CELERY_BROKER_URL DATABASE_URL=sqlite:///$(SHOTS)/db.sqlite3 MEDIA_ROOT=$(SHOTS)/media LOG_LEVEL=WARNING sh -c '\
 	  $(PY) manage.py migrate --noinput -v0 && $(PY) manage.py seed_demo && \
 	  $(PY) manage.py take_screenshots --out docs/screenshots'
 	rm -rf $(SHOTS)

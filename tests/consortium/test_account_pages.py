@@ -87,3 +87,13 @@ def test_the_current_page_is_marked_in_the_menu(member, consortium):
     page = client.get(f"/c/{consortium.slug}/audit/").content.decode()
     assert f'<a href="/c/{consortium.slug}/audit/" aria-current="page">Audit log</a>' in page
     assert f'<a href="/c/{consortium.slug}/" aria-current="page">' not in page
+
+
+def test_a_refusal_page_says_why_and_a_missing_page_reveals_nothing(member, consortium):
+    client = Client()
+    client.force_login(member("participant"))
+    refused = client.get(f"/c/{consortium.slug}/audit/")
+    assert refused.status_code == 403 and "Not allowed" in refused.content.decode()
+    missing = client.get("/c/no-such-consortium/")
+    page = missing.content.decode()
+    assert missing.status_code == 404 and "Not found" in page and "no-such-consortium" not in page
