@@ -132,3 +132,77 @@ def test_a_chunk_size_below_one_is_refused(db, tmp_path):
 
     with open(tmp_path / "x.jsonl", "wb") as out, pytest.raises(InvalidInput, match="chunk size is at least 1"):
         ledger_export(out=out, chunk_size=0)
+
+
+# --- scoped exports ---------------------------------------------------------------------------
+
+
+def _scoped_world(consortium, other):
+    """Entries of ``consortium`` (one concerning alpha) around one of ``other``; a checkpoint."""
+    entries = [
+        entry_append(consortium=consortium, kind="transaction", body={"memo": "income"}, actor="system:test",
+                     postings=[("consortium_income", Decimal("-10"), "EUR"), ("revenue_pool:q", Decimal("10"), "EUR")],
+                     reference_type="revenue_pool", reference_id="q"),
+        entry_append(consortium=other, kind="record", body={"memo": "other's secret"}, actor="system:test",
+                     reference_type="revenue_pool", reference_id="theirs"),
+        entry_append(consortium=consortium, kind="transaction", body={}, actor="system:test", participants=["alpha"],
+                     postings=[("revenue_pool:q", Decimal("-4"), "EUR"), ("participant_payable:alpha", Decimal("4"), "EUR")],
+                     reference_type="statement", reference_id="s-alpha"),
+    ]
+    checkpoint_create()
+    return entries
+
+
+def test_a_consortiums_export_hides_the_others_entries_and_verifies_offline(consortium, participants, tmp_path,
+                                                                          public_key):
+    from tests.factories import ConsortiumFactory
+
+    entries = _scoped_world(consortium, ConsortiumFactory(slug="other"))
+    out = tmp_path / "scoped.jsonl"
+    call_command("export_ledger", "--out", str(out), "--consortium", consortium.slug)
+    lines = out.read_bytes().splitlines()
+    assert json.loads(lines[0])["scope"] == {"consortium": str(consortium.pk), "participant": None}
+    assert json.loads(lines[0])["consortia"] == {str(consortium.pk): consortium.slug}
+    assert lines[2] == b'{"leaf":"%s"}' % bytes(entries[1].leaf_hash).hex().encode()
+    assert b"secret" not in out.read_bytes()
+    checked = run_verifier(tmp_path, out, "--public-key", public_key)
+    assert checked.returncode == 0, checked.stderr
+    assert "3 entries (2 of the consortium shown, 1 other entries as leaf hashes)" in checked.stdout
+
+
+def test_a_participants_export_shows_only_its_entries(consortium, participants, tmp_path, public_key):
+    from tests.factories import ConsortiumFactory
+
+    _scoped_world(consortium, ConsortiumFactory(slug="other"))
+    out = tmp_path / "alpha.jsonl"
+    call_command("export_ledger", "--out", str(out), "--consortium", consortium.slug, "--participant", "alpha")
+    shown = [line for line in out.read_bytes().splitlines()[1:-1] if not line.startswith(b'{"leaf"')]
+    assert len(shown) == 1 and b"participant_payable:alpha" in shown[0]
+    checked = run_verifier(tmp_path, out, "--public-key", public_key)
+    assert checked.returncode == 0 and "1 of participant alpha shown, 2 other entries" in checked.stdout
+
+
+def test_a_hidden_leaf_in_a_full_export_is_refused(consortium, participants, tmp_path, public_key):
+    from tests.factories import ConsortiumFactory
+
+    entries = _scoped_world(consortium, ConsortiumFactory(slug="other"))
+    out = tmp_path / "full.jsonl"
+    call_command("export_ledger", "--out", str(out))
+    lines = out.read_bytes().splitlines()
+    lines[2] = b'{"leaf":"%s"}' % bytes(entries[1].leaf_hash).hex().encode()  # no scope in the header
+    out.write_bytes(b"\n".join(lines) + b"\n")
+    checked = run_verifier(tmp_path, out, "--public-key", public_key)
+    assert checked.returncode == 1 and "entry 1" in checked.stderr
+
+
+@pytest.mark.parametrize(("arguments", "message"), [
+    (["--participant", "alpha"], "--participant needs --consortium"),
+    (["--consortium", "nowhere"], "no consortium 'nowhere'"),
+    (["--consortium", "acme", "--participant", "nobody"], "has no participant 'nobody'"),
+])
+def test_a_scope_that_does_not_exist_is_a_command_error(consortium, participants, tmp_path, arguments, message):
+    from django.core.management.base import CommandError
+
+    with pytest.raises(CommandError, match=message):
+        call_command("export_ledger", "--out", str(tmp_path / "x.jsonl"), *arguments)
+    assert not (tmp_path / "x.jsonl").exists()
