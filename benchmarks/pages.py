@@ -29,14 +29,11 @@ writes benchmarks/results/pages.json, and exits 1 when the target is missed.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import statistics
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
 from decimal import Decimal
 from pathlib import Path
 
@@ -49,7 +46,17 @@ sys.path[:0] = [str(ROOT), str(HERE)]
 
 import numpy as np  # noqa: E402
 import psycopg2  # noqa: E402
-from scratch import base_versions, exit_cleanly_on_signals, implementation, npz, postgres_urls, service_environment  # noqa: E402
+from scratch import (  # noqa: E402
+    base_versions,
+    exit_cleanly_on_signals,
+    npz,
+    postgres_urls,
+    results_finish,
+    results_header,
+    scratch_database_create,
+    scratch_database_drop,
+    service_environment,
+)
 
 RESULTS = HERE / "results" / "pages.json"
 DATABASE = "fairshare_bench_pages"
@@ -294,19 +301,11 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the scratch database")
     args = parser.parse_args()
     maintenance, url = postgres_urls(DATABASE, "benchmarks/pages.py")
-    admin = psycopg2.connect(maintenance)
-    admin.autocommit = True
-    with admin.cursor() as cursor:
-        cursor.execute(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
-        cursor.execute(f'CREATE DATABASE "{DATABASE}"')
+    admin = scratch_database_create(maintenance, DATABASE)
     started = time.perf_counter()
     results: dict = {
-        "generated_by": " ".join(["OPENBLAS_NUM_THREADS=1 PYTHONPATH=. .venv/bin/python benchmarks/pages.py",
-                                  *sys.argv[1:]]),
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "processor": platform.processor()},
-        "target": {"slowest_page_over_trivial_at_most": TARGET},
-        "implementation": implementation(),
+        **results_header("OPENBLAS_NUM_THREADS=1 PYTHONPATH=. .venv/bin/python benchmarks/pages.py",
+                         {"slowest_page_over_trivial_at_most": TARGET}),
         "world": {"participants": PARTICIPANTS, "rounds": ROUNDS, "ledger_entries": LEDGER_ENTRIES, "seed": SEED,
                   "scores": "synthetic (see the module docstring)"},
         "repeat": args.repeat,
@@ -328,24 +327,10 @@ def main() -> None:
                 cursor.execute("ANALYZE")
             print(f"seeded in {results['seeding_s']:.0f} s; timing (median of {args.repeat}):", flush=True)
             results.update(_measure(world, args.repeat))
-            connections.close_all()
         finally:
-            from django.db import connections
-
-            connections.close_all()
-            if not args.keep:
-                with admin.cursor() as cursor:
-                    cursor.execute(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
-            admin.close()
+            scratch_database_drop(admin, DATABASE, keep=args.keep)
     results["seconds"] = time.perf_counter() - started
-    failures = _print(results)
-    results["targets_missed"] = failures
-    RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(json.dumps(json.loads(json.dumps(results, default=str)), indent=1) + "\n")
-    print(f"\nwritten to {RESULTS.relative_to(ROOT)} in {results['seconds']:.0f} s")
-    for failure in failures:
-        print(f"TARGET MISSED: {failure}")
-    sys.exit(1 if failures else 0)
+    results_finish(RESULTS, results, _print(results))
 
 
 def _print(results: dict) -> list[str]:

@@ -85,3 +85,51 @@ def exit_cleanly_on_signals() -> None:
 
     signal.signal(signal.SIGTERM, leave)
     signal.signal(signal.SIGINT, leave)
+
+
+def scratch_database_create(maintenance: str, name: str):
+    """A fresh scratch database ``name`` (dropped first if a run left one); returns the
+    maintenance connection (autocommit) that :func:`scratch_database_drop` uses at the end."""
+    admin = psycopg2.connect(maintenance)
+    admin.autocommit = True
+    with admin.cursor() as cursor:
+        cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        cursor.execute(f'CREATE DATABASE "{name}"')
+    return admin
+
+
+def scratch_database_drop(admin, name: str, *, keep: bool) -> None:
+    """Close Django's connections, drop the scratch database (unless ``keep``), close ``admin``."""
+    from django.db import connections
+
+    connections.close_all()
+    if not keep:
+        with admin.cursor() as cursor:
+            cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    admin.close()
+
+
+def results_header(command: str, targets: dict) -> dict:
+    """What every results file starts with: how it was made, when, where, and the code measured."""
+    import datetime as dt
+
+    return {
+        "generated_by": " ".join([command, *sys.argv[1:]]),
+        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "processor": platform.processor()},
+        "targets": targets,
+        "implementation": implementation(),
+    }
+
+
+def results_finish(path: Path, results: dict, failures: list[str]) -> None:
+    """Write ``results`` (plain JSON) with the missed targets, print them, and exit 1 if any."""
+    import json
+
+    results["targets_missed"] = failures
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(json.dumps(json.loads(json.dumps(results, default=str)), indent=1) + "\n")
+    print(f"\nwritten to {path.relative_to(ROOT)} in {results['seconds']:.0f} s")
+    for failure in failures:
+        print(f"TARGET MISSED: {failure}")
+    sys.exit(1 if failures else 0)

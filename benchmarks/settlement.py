@@ -61,7 +61,6 @@ import argparse
 import cProfile
 import json
 import os
-import platform
 import pstats
 import secrets
 import statistics
@@ -69,7 +68,6 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from datetime import datetime, timezone
 from decimal import Decimal
 from pathlib import Path
 
@@ -81,8 +79,17 @@ ROOT = HERE.parent
 sys.path[:0] = [str(ROOT), str(HERE)]
 
 import numpy as np  # noqa: E402
-import psycopg2  # noqa: E402
-from scratch import base_versions, exit_cleanly_on_signals, implementation, npz, postgres_urls, service_environment  # noqa: E402
+from scratch import (  # noqa: E402
+    base_versions,
+    exit_cleanly_on_signals,
+    npz,
+    postgres_urls,
+    results_finish,
+    results_header,
+    scratch_database_create,
+    scratch_database_drop,
+    service_environment,
+)
 
 RESULTS = HERE / "results" / "settlement.json"
 DATABASE = "fairshare_bench_settlement"
@@ -456,26 +463,17 @@ def main() -> None:
     n = args.participants or (200 if args.quick else 1000)
     repeat = args.repeat or (2 if args.quick else 5)
     maintenance, url = postgres_urls(DATABASE, "benchmarks/settlement.py")
-    admin = psycopg2.connect(maintenance)
-    admin.autocommit = True
-    with admin.cursor() as cursor:
-        cursor.execute(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
-        cursor.execute(f'CREATE DATABASE "{DATABASE}"')
+    admin = scratch_database_create(maintenance, DATABASE)
     started = time.perf_counter()
     results: dict = {
-        "generated_by": " ".join(["OPENBLAS_NUM_THREADS=1 PYTHONPATH=. .venv/bin/python benchmarks/settlement.py",
-                                  *sys.argv[1:]]),
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "processor": platform.processor()},
-        "target": {"settling_over_bulk_create_at_most": TARGET},
-        "implementation": implementation(),
+        **results_header("OPENBLAS_NUM_THREADS=1 PYTHONPATH=. .venv/bin/python benchmarks/settlement.py",
+                         {"settling_over_bulk_create_at_most": TARGET}),
         "participants": n, "repeat": repeat,
     }
     with tempfile.TemporaryDirectory(prefix="fairshare-bench-settlement-") as tmp:
         try:
             service_environment(database_url=url, media_root=str(Path(tmp) / "media"))
             from django.core.management import call_command
-            from django.db import connections
 
             call_command("migrate", verbosity=0)
             results["versions"] = base_versions(maintenance)
@@ -529,24 +527,10 @@ def main() -> None:
             if args.profile:
                 print("profiling one more issuing ...", flush=True)
                 results["profile"] = _profile_issuing(world, "profiled")
-            connections.close_all()
         finally:
-            from django.db import connections
-
-            connections.close_all()
-            if not args.keep:
-                with admin.cursor() as cursor:
-                    cursor.execute(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
-            admin.close()
+            scratch_database_drop(admin, DATABASE, keep=args.keep)
     results["seconds"] = time.perf_counter() - started
-    failures = _print(results)
-    results["targets_missed"] = failures
-    RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(json.dumps(json.loads(json.dumps(results, default=str)), indent=1) + "\n")
-    print(f"\nwritten to {RESULTS.relative_to(ROOT)} in {results['seconds']:.0f} s")
-    for failure in failures:
-        print(f"TARGET MISSED: {failure}")
-    sys.exit(1 if failures else 0)
+    results_finish(RESULTS, results, _print(results))
 
 
 def _print(results: dict) -> list[str]:

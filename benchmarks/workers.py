@@ -39,7 +39,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import signal
 import socket
 import statistics
@@ -47,7 +46,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -61,8 +59,17 @@ ROOT = HERE.parent
 sys.path[:0] = [str(ROOT), str(HERE)]
 
 import numpy as np  # noqa: E402
-import psycopg2  # noqa: E402
-from scratch import base_versions, exit_cleanly_on_signals, implementation, npz, postgres_urls, service_environment  # noqa: E402
+from scratch import (  # noqa: E402
+    base_versions,
+    exit_cleanly_on_signals,
+    npz,
+    postgres_urls,
+    results_finish,
+    results_header,
+    scratch_database_create,
+    scratch_database_drop,
+    service_environment,
+)
 
 RESULTS = HERE / "results" / "workers.json"
 DATABASE = "fairshare_bench_workers"
@@ -453,19 +460,10 @@ def main() -> None:
     speed_repeat = args.repeat or (1 if args.quick else 3)
     overhead_repeat = args.repeat or (2 if args.quick else 7)
     maintenance, url, broker_url = _urls()
-    admin = psycopg2.connect(maintenance)
-    admin.autocommit = True
-    with admin.cursor() as cursor:
-        cursor.execute(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
-        cursor.execute(f'CREATE DATABASE "{DATABASE}"')
+    admin = scratch_database_create(maintenance, DATABASE)
     started = time.perf_counter()
-    results: dict = {
-        "generated_by": " ".join(["PYTHONPATH=. .venv/bin/python benchmarks/workers.py", *sys.argv[1:]]),
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "processor": platform.processor()},
-        "targets": {"speedup_at_least": SPEEDUP_TARGET, "overhead_at_most": OVERHEAD_TARGET},
-        "implementation": implementation(),
-    }
+    results = results_header("PYTHONPATH=. .venv/bin/python benchmarks/workers.py",
+                             {"speedup_at_least": SPEEDUP_TARGET, "overhead_at_most": OVERHEAD_TARGET})
     workers = None
     with tempfile.TemporaryDirectory(prefix="fairshare-bench-workers-") as tmp:
         try:
@@ -502,31 +500,13 @@ def main() -> None:
         finally:
             if workers is not None:
                 workers.stop_all()
-            from django.db import connections
-
-            connections.close_all()
             try:
                 _flush_broker(broker_url)
             except Exception as exc:  # the broker may be what failed
                 print(f"could not flush the broker: {exc}")
-            if not args.keep:
-                with admin.cursor() as cursor:
-                    cursor.execute(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
-            admin.close()
+            scratch_database_drop(admin, DATABASE, keep=args.keep)
     results["seconds"] = time.perf_counter() - started
-    failures = _print(results)
-    results["targets_missed"] = failures
-    RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(json.dumps(_for_json(results), indent=1) + "\n")
-    print(f"\nwritten to {RESULTS.relative_to(ROOT)} in {results['seconds']:.0f} s")
-    for failure in failures:
-        print(f"TARGET MISSED: {failure}")
-    sys.exit(1 if failures else 0)
-
-
-def _for_json(results: dict) -> dict:
-    """Plain JSON (timestamps and the like as text)."""
-    return json.loads(json.dumps(results, default=str))
+    results_finish(RESULTS, results, _print(results))
 
 
 def _print(results: dict) -> list[str]:
