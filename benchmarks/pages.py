@@ -11,7 +11,9 @@ World (issue #13, item 4): a consortium of 200 participants, a training run of 5
 directly: pages read only the rows), one SUCCEEDED valuation run over the 50 rounds whose
 scores are synthetic (a seeded generator, as in settlement.py: valuing 200 participants
 for real takes hours and is not what is measured), an issued revenue pool with its 200
-statements (through the services), three disputes, and a ledger grown to 100,000 entries
+statements (through the services), three disputes (one under review with a finished
+re-valuation: a second synthetic run attached to it directly, as the dispute's re-valuation
+service would after hours of work), and a ledger grown to 100,000 entries
 (``ledger_build.ledger_extend``: computed rows loaded with COPY, exactly what the append
 writes), every extra entry concerning one participant (the worst case for its own view),
 with a signed checkpoint over all of them.
@@ -171,6 +173,16 @@ def _settlement(consortium, valuation, users):
     return pool, disputes
 
 
+def _revalued(dispute, revaluation, users) -> None:
+    """The dispute under review with ``revaluation`` (another synthetic run) finished."""
+    from incentives.models import Dispute
+    from incentives.services import dispute_review
+
+    dispute_review(actor=users["principals"]["governance"], dispute=dispute)
+    Dispute.objects.filter(pk=dispute.pk).update(revalued_run=dispute.statement.pool.valuation_runs.get(),
+                                                 revaluation=revaluation)
+
+
 def _ledger(consortium, participant, url: str) -> None:
     from ledger_build import ledger_extend
 
@@ -199,6 +211,7 @@ def _seed(url: str) -> dict:
     run, validation_set, counts = _training_run(consortium, system, rng)
     valuation = _valuation(consortium, run, validation_set, counts, rng)
     pool, disputes = _settlement(consortium, valuation, users)
+    _revalued(disputes[0], _valuation(consortium, run, validation_set, counts, rng), users)
     watched = users["participants"][0][1]
     _ledger(consortium, watched, url)
     return {"consortium": consortium, "run": run, "valuation": valuation, "pool": pool, "disputes": disputes,
@@ -236,7 +249,9 @@ def _pages(world) -> list[tuple[str, str, str]]:
         ("statements (participant)", "participant", url("statements-page")),
         ("statement", "participant", url("statement-page", statement_id=statement.pk)),
         ("disputes (governance)", "governance", url("disputes-page")),
-        ("dispute", "governance", url("dispute-page", dispute_id=world["disputes"][0].pk)),
+        ("dispute, re-valued", "governance", url("dispute-page", dispute_id=world["disputes"][0].pk)),
+        ("dispute, re-valued (participant)", "participant", url("dispute-page", dispute_id=world["disputes"][0].pk)),
+        ("dispute, open", "governance", url("dispute-page", dispute_id=world["disputes"][1].pk)),
         ("ledger (100,000 entries)", "auditor", url("ledger-page")),
         ("ledger, filtered", "auditor", url("ledger-page") + "?kind=transaction&reference_type=statement"),
         ("ledger, last page", "auditor", url("ledger-page") + "?page=last"),

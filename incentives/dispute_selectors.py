@@ -15,6 +15,9 @@ from valuation.models import ParticipantScore, ValuationRun
 
 _RELATED = ("statement", "statement__pool", "statement__pool__consortium", "participant", "filed_by", "decided_by",
             "revaluation", "revalued_run", "revised_statement")
+# A run's pinned inputs and per-round details are large (every update of every round) and no
+# dispute view reads them; the services that need them load the run themselves.
+_UNREAD = tuple(f"{run}__{field}" for run in ("revaluation", "revalued_run") for field in ValuationRun.HEAVY_FIELDS)
 
 
 def disputes_visible(principal: Principal):
@@ -29,14 +32,14 @@ def disputes_visible(principal: Principal):
         elif (participant := principal.own_participant(consortium)) is not None:
             own.append(participant.id)
     scope = Q(statement__pool__consortium_id__in=everything) | Q(participant_id__in=own)
-    return Dispute.objects.filter(scope).select_related(*_RELATED)
+    return Dispute.objects.filter(scope).select_related(*_RELATED).defer(*_UNREAD)
 
 
 def dispute_get(principal: Principal, dispute_id, capability: Capability = Capability.VIEW_DISPUTES) -> Dispute:
     """A dispute the caller may see (else 404) and may ``capability`` (else 403)."""
     try:
         dispute = (Dispute.objects.filter(statement__pool__consortium_id__in=principal.consortium_ids())
-                   .select_related(*_RELATED).get(pk=dispute_id))
+                   .select_related(*_RELATED).defer(*_UNREAD).get(pk=dispute_id))
     except (Dispute.DoesNotExist, ValidationError, ValueError):
         raise NotFound("No such dispute.") from None
     consortium = dispute.statement.pool.consortium
@@ -60,7 +63,8 @@ def dispute_comparison(*, principal: Principal, dispute: Dispute) -> dict:
     if old_run is None or new_run is None or new_run.status != ValuationRun.Status.SUCCEEDED:
         return result
     consortium = dispute.statement.pool.consortium
-    scores = ParticipantScore.objects.filter(valuation_run__in=[old_run, new_run]).select_related("participant")
+    scores = (ParticipantScore.objects.filter(valuation_run__in=[old_run, new_run]).select_related("participant")
+              .defer("per_round"))
     if figures_visibility(principal, consortium) != Transparency.ALL:
         scores = scores.filter(participant=principal.own_participant(consortium))
     by_slug: dict[str, dict] = {}

@@ -27,6 +27,7 @@ from incentives.dispute_forms import DecisionForm, DisputeFileForm, DisputeFilte
 from incentives.dispute_selectors import dispute_get
 from incentives.models import Dispute, Statement
 from incentives.page_selectors import dispute_queue, implied_amount, is_overdue
+from incentives.pool_selectors import pool_runs
 from incentives.services import dispute_decide, dispute_file, dispute_revaluation_order, dispute_review
 from ledger.currencies import money_text
 
@@ -224,7 +225,7 @@ def _implied(principal, consortium, dispute: Dispute):
 
 
 def _pool_runs(dispute: Dispute) -> list:
-    return list(dispute.statement.pool.valuation_runs.select_related("training_run").order_by("created_at"))
+    return list(pool_runs(pool=dispute.statement.pool))
 
 
 def _allowed(dispute: Dispute) -> set[str]:

@@ -159,8 +159,10 @@ def _ledger(statement: Statement) -> dict:
     pool was issued), so the proof a participant receives does not change with every later
     checkpoint; a draft has no entry, so no proof.
     """
-    seqs = list(LedgerEntry.objects.filter(reference_type="statement", reference_id=str(statement.pk))
-                .order_by("seq").values_list("seq", flat=True))
+    # A statement's entries are all in its pool's consortium's ledger; naming the consortium
+    # lets the (consortium, reference) index answer instead of a scan of every entry.
+    seqs = list(LedgerEntry.objects.filter(consortium_id=statement.pool.consortium_id, reference_type="statement",
+                                           reference_id=str(statement.pk)).order_by("seq").values_list("seq", flat=True))
     seq = statement.ledger_entry_seq
     ledger = {"entry_seqs": seqs, "entry_seq": seq, "entry": None, "inclusion": None, "checkpoint": None}
     if seq is None:

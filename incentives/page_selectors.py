@@ -19,19 +19,30 @@ from incentives.access import statements_visible
 from incentives.dispute_selectors import disputes_visible
 from incentives.models import Dispute, RevenuePool, Statement
 from incentives.policy import split_pool
+from incentives.pool_selectors import STATEMENT_HEAVY_COLUMNS
 from incentives.selectors import pool_contributions
 from incentives.services.policies import policy_terms
 from ledger.currencies import minor_unit
 from valuation.models import ParticipantScore, ValuationRun
 
 UNDECIDED = "undecided"
+# What a row of the statement list and its CSV show.
+LISTED_COLUMNS = ("id", "version", "supersedes_id", "status", "amount", "issued_at", "pool__reference", "pool__period",
+                  "pool__currency", "participant__slug", "participant__name", "superseded_by__version")
 
 
-def statements_listed(*, principal: Principal, consortium: Consortium, pool: str | None = None,
-                      participant: str | None = None, status: str | None = None, version: int | None = None):
-    """The consortium's statements the caller may read, newest pool first, filtered by pool
-    reference, participant slug, status and version."""
-    rows = statements_visible(principal).filter(pool__consortium=consortium).select_related("superseded_by")
+def statements_in(*, principal: Principal, consortium: Consortium):
+    """The consortium's statements the caller may read: the list and its pool filter both
+    start from these (``statements_visible`` reads the caller's consortia: once)."""
+    return statements_visible(principal).filter(pool__consortium=consortium)
+
+
+def statements_listed(*, statements, pool: str | None = None, participant: str | None = None,
+                      status: str | None = None, version: int | None = None):
+    """``statements`` (from ``statements_in``) newest pool first, filtered by pool reference,
+    participant slug, status and version; with what a row shows, not the per-round figures."""
+    rows = (statements.select_related(None).select_related("pool", "participant", "superseded_by")
+            .only(*LISTED_COLUMNS))
     if pool:
         rows = rows.filter(pool__reference=pool)
     if participant:
@@ -43,10 +54,9 @@ def statements_listed(*, principal: Principal, consortium: Consortium, pool: str
     return rows.order_by("-pool__created_at", "pool__reference", "participant__slug", "version")
 
 
-def statement_pools(*, principal: Principal, consortium: Consortium):
-    """The pools of the statements the caller may read (the pool filter's choices)."""
-    visible = statements_visible(principal).filter(pool__consortium=consortium).values("pool")
-    return RevenuePool.objects.filter(pk__in=visible).order_by("-created_at", "reference")
+def statement_pools(*, statements):
+    """The pools of ``statements`` (the pool filter's choices)."""
+    return RevenuePool.objects.filter(pk__in=statements.values("pool")).order_by("-created_at", "reference")
 
 
 def is_overdue(dispute: Dispute) -> bool:
@@ -57,7 +67,11 @@ def is_overdue(dispute: Dispute) -> bool:
 def dispute_queue(*, principal: Principal, consortium: Consortium, status: str | None = None):
     """The consortium's disputes the caller may see: undecided ones first, each group by
     response deadline (the most urgent on top); ``status`` is a state or ``undecided``."""
-    disputes = disputes_visible(principal).filter(statement__pool__consortium=consortium)
+    # The queue shows the statement, its pool and the participant: not the runs, users and
+    # revised statement that ``disputes_visible`` also joins for a dispute's page.
+    disputes = (disputes_visible(principal).filter(statement__pool__consortium=consortium).select_related(None)
+                .select_related("statement__pool", "participant")
+                .defer(*(f"statement__{name}" for name in STATEMENT_HEAVY_COLUMNS)))
     if status == UNDECIDED:
         disputes = disputes.exclude(status=Dispute.Status.DECIDED)
     elif status:
@@ -108,9 +122,9 @@ def implied_amount(*, dispute: Dispute) -> Decimal | None:
         return None
     pool = dispute.statement.pool
     runs = [new if run.pk == dispute.revalued_run_id else run for run in pool.valuation_runs.all()]
-    contributions = pool_contributions(runs=runs)
-    carried = {s.participant.slug: s.carried_in for s in pool.statements.filter(status=Statement.Status.ISSUED)
-               .select_related("participant") if s.carried_in}
+    contributions = pool_contributions(runs=runs, per_round=False)  # the split reads no per-round figure
+    carried = dict(pool.statements.filter(status=Statement.Status.ISSUED).exclude(carried_in=0)
+                   .values_list("participant__slug", "carried_in"))
     for slug in carried:
         contributions.setdefault(slug, {"value": 0.0, "volume": 0})
     try:

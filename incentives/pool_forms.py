@@ -45,7 +45,7 @@ class PoolCreateForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.fields["valuation_runs"].queryset = (
             consortium.valuation_runs.filter(status=ValuationRun.Status.SUCCEEDED)
-            .select_related("training_run").order_by("-finished_at")
+            .select_related("training_run").defer(*ValuationRun.HEAVY_FIELDS).order_by("-finished_at")
         )
         self.fields["policy"].queryset = consortium.allocation_policies.order_by("-version")
 

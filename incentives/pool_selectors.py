@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from django.contrib.auth import get_user_model
 from django.db.models import Count, Sum
 
 from consortium.access import Capability, Principal
@@ -13,8 +14,15 @@ from consortium.models import Consortium
 from consortium.overview import OverviewSection, overview_section
 from incentives.models import RevenuePool, Statement
 from ledger.currencies import money_text
+from valuation.models import ValuationRun
 
 DONE = (RevenuePool.Status.ISSUED, RevenuePool.Status.PAID)
+# A statement's columns that no list nor its CSV shows (the statement page and the documents
+# read them): per statement, a JSON of 50 rounds per run at volume.
+STATEMENT_HEAVY_COLUMNS = ("per_round", "methods")
+# What a row of a pool's statements and its CSV show.
+POOL_STATEMENT_COLUMNS = ("id", "pool_id", "version", "status", "contribution", "share", "allocated", "carried_in",
+                          "carried_out", "amount", "participant__slug")
 
 
 def pools_listed(*, consortium: Consortium, filters: dict):
@@ -26,8 +34,24 @@ def pools_listed(*, consortium: Consortium, filters: dict):
 
 
 def pool_statements(*, pool: RevenuePool):
-    """Every statement of the pool (each version), by participant then version."""
-    return pool.statements.select_related("participant", "pool").order_by("participant__slug", "version")
+    """Every statement of the pool (each version), by participant then version; each row's
+    ``pool`` is ``pool`` itself (the related manager sets it), not a copy per row."""
+    return (pool.statements.select_related("participant").only(*POOL_STATEMENT_COLUMNS)
+            .order_by("participant__slug", "version"))
+
+
+def pool_runs(*, pool: RevenuePool):
+    """The valuation runs the pool rests on, oldest first, without their heavy columns."""
+    return pool.valuation_runs.select_related("training_run").defer(*ValuationRun.HEAVY_FIELDS).order_by("created_at")
+
+
+def pool_people_load(*, pool: RevenuePool) -> None:
+    """Loads who opened, drafted and issued the pool in one query (not one each)."""
+    names = ("created_by", "drafted_by", "issued_by")
+    ids = {getattr(pool, f"{name}_id") for name in names} - {None}
+    users = get_user_model().objects.in_bulk(ids) if ids else {}
+    for name in names:
+        setattr(pool, name, users.get(getattr(pool, f"{name}_id")))
 
 
 def pool_totals(*, pool: RevenuePool) -> dict:
@@ -103,6 +127,6 @@ def pools_overview(*, principal: Principal, consortium: Consortium) -> OverviewS
     if own is None or not principal.can(consortium, Capability.VIEW_STATEMENTS):
         return None
     statement = (Statement.objects.filter(participant=own, pool__consortium=consortium, status=Statement.Status.ISSUED)
-                 .select_related("pool").order_by("-issued_at", "-created_at").first())
+                 .select_related("pool").defer(*STATEMENT_HEAVY_COLUMNS).order_by("-issued_at", "-created_at").first())
     amount = "" if statement is None else f"{money_text(statement.amount, statement.pool.currency)} {statement.pool.currency}"
     return OverviewSection("incentives/pool_overview_statement.html", {"statement": statement, "amount": amount})

@@ -23,7 +23,14 @@ from core.forms import form_add_service_error
 from core.listing import Column, Table, filter_form, filter_values, table_response
 from incentives.access import pool_get
 from incentives.pool_forms import PaymentForm, PoolCreateForm, PoolFilters
-from incentives.pool_selectors import pool_actions, pool_statements, pool_totals, pools_listed
+from incentives.pool_selectors import (
+    pool_actions,
+    pool_people_load,
+    pool_runs,
+    pool_statements,
+    pool_totals,
+    pools_listed,
+)
 from incentives.services import pool_approve, pool_create, pool_issue, pool_mark_paid, pool_statements_draft
 from incentives.services.pools import APPROVALS_NEEDED
 from ledger.currencies import money_text
@@ -67,13 +74,30 @@ def _pool_texts(pool):
     return pool
 
 
-def _statement_texts(statement):
-    currency = statement.pool.currency
-    for name in ("amount", "allocated", "carried_in", "carried_out"):
-        setattr(statement, f"{name}_text", money_text(getattr(statement, name), currency))
-    statement.share_text = share_percent(statement.share)
-    statement.contribution_text = format(statement.contribution, ".6g")
-    return statement
+_ANY_ID = "00000000-0000-0000-0000-000000000000"
+
+
+def row_link(name: str, *args) -> Callable:
+    """``pk -> reverse(name, args=[*args, pk])`` at the cost of one ``reverse`` per page, not
+    one per row: any UUID stands in for the row's (the URL's last argument)."""
+    before, _, after = reverse(name, args=[*args, _ANY_ID]).rpartition(_ANY_ID)
+    return lambda pk: f"{before}{pk}{after}"
+
+
+def _statement_texts(slug: str) -> Callable:
+    """A row's display texts and its link."""
+    link = row_link("statement-page", slug)
+
+    def texts(statement):
+        currency = statement.pool.currency
+        for name in ("amount", "allocated", "carried_in", "carried_out"):
+            setattr(statement, f"{name}_text", money_text(getattr(statement, name), currency))
+        statement.share_text = share_percent(statement.share)
+        statement.contribution_text = format(statement.contribution, ".6g")
+        statement.url = link(statement.pk)
+        return statement
+
+    return texts
 
 
 # -- the list and the form that opens a pool -------------------------------------------
@@ -156,15 +180,16 @@ def _statement_columns(slug: str, currency: str) -> list[Column]:
 
 
 def _pool_response(request, principal, consortium, pool, *, status: int = 200, payment_form=None):
+    pool_people_load(pool=pool)
     approvals = list(pool.approvals.select_related("user").order_by("created_at"))
     totals = pool_totals(pool=pool)
     table = DecoratedTable(columns=_statement_columns(consortium.slug, pool.currency), rows=pool_statements(pool=pool),
-                           caption=f"Statements of {pool.reference}", decorate=_statement_texts,
+                           caption=f"Statements of {pool.reference}", decorate=_statement_texts(consortium.slug),
                            filename=f"{consortium.slug}-{pool.reference}-statements",
                            empty="No statements yet: draft them from the pool's valuation runs.")
     context = {
         "consortium": consortium, "role": principal.role_in(consortium), "pool": pool, "approvals": approvals,
-        "valuation_runs": pool.valuation_runs.select_related("training_run").order_by("created_at"),
+        "valuation_runs": pool_runs(pool=pool),
         "totals": {name: (_money(value, pool.currency) if name != "count" else value)
                    for name, value in totals.items()},
         "corrected": bool(totals["corrections"]),

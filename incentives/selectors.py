@@ -13,17 +13,19 @@ from incentives.models import RevenuePool, Statement
 from valuation.models import ParticipantScore, ValuationRun
 
 
-def pool_contributions(*, runs: list[ValuationRun]) -> dict[str, dict]:
+def pool_contributions(*, runs: list[ValuationRun], per_round: bool = True) -> dict[str, dict]:
     """Per participant slug, over the runs: the summed value, its standard error (the runs'
-    errors are independent), the values per run and round, the methods, and the examples
-    its updates were trained on in the valued rounds."""
+    errors are independent), the values per run and round (left empty with ``per_round``
+    false, for callers that only split an amount), the methods, and the examples its
+    updates were trained on in the valued rounds."""
     rows: dict[str, dict] = defaultdict(lambda: {"value": 0.0, "variance": 0.0, "per_round": {}, "volume": 0})
     methods = {run.pk: run.details.get("rounds", []) for run in runs}
-    for score in ParticipantScore.objects.filter(valuation_run__in=runs).select_related("participant"):
+    scores = ParticipantScore.objects.filter(valuation_run__in=runs).select_related("participant")
+    for score in scores if per_round else scores.defer("per_round"):
         row = rows[score.participant.slug]
         row["value"] += score.value
         row["variance"] += score.stderr**2
-        for t, value in score.per_round.items():
+        for t, value in (score.per_round.items() if per_round else ()):
             row["per_round"][f"{score.valuation_run_id}:{t}"] = value
     for run in runs:
         for round_inputs in run.inputs:

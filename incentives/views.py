@@ -8,7 +8,11 @@ from functools import partial
 
 from django import forms
 from django.contrib.auth.decorators import login_required
+from django.forms.utils import flatatt
 from django.shortcuts import render
+from django.urls import reverse
+from django.utils.html import escape
+from django.utils.safestring import mark_safe
 
 from consortium.access import Capability, consortium_get, principal_for, require
 from core.errors import NotFound
@@ -16,7 +20,8 @@ from core.listing import Column, Table, filter_form, filter_values, table_csv
 from incentives.access import statement_get
 from incentives.documents import TEMPLATE, statement_page_context
 from incentives.models import Statement
-from incentives.page_selectors import statement_dispute_lines, statement_pools, statements_listed
+from incentives.page_selectors import statement_dispute_lines, statement_pools, statements_in, statements_listed
+from incentives.pool_views import row_link
 from ledger.currencies import money_text
 
 # The statement document's row label for each line a participant may dispute.
@@ -36,16 +41,41 @@ def statement_page(request, slug, statement_id):
     principal = principal_for(request)
     consortium = consortium_get(principal, slug)
     statement = _statement_in(principal, consortium, statement_id)
+    context = statement_page_context(statement=statement)
     lines = statement_dispute_lines(principal=principal, statement=statement)
-    links = [(DISPUTE_ROW_LABELS[line], line, pending) for line, pending in lines.items()]
-    context = {**statement_page_context(statement=statement), "role": principal.role_in(consortium),
-               "dispute_links": links}
-    return render(request, TEMPLATE, context)
+    return render(request, TEMPLATE, {**context, "role": principal.role_in(consortium),
+                                      "dispute_rows": _dispute_rows(context["rows"], lines, consortium, statement)})
+
+
+def _dispute_rows(rows, lines: dict, consortium, statement: Statement) -> list:
+    """The document's rows as (label, value, dispute link or None) for a participant that may
+    dispute lines of this statement (empty otherwise): the link files a dispute on the line,
+    or opens the one pending on it."""
+    if not lines:
+        return []
+    links = {}
+    for line, pending in lines.items():
+        url = (reverse("dispute-page", args=[consortium.slug, pending.pk]) if pending else
+               f"{reverse('dispute-file-page', args=[consortium.slug, statement.pk])}?line={line}")
+        links[DISPUTE_ROW_LABELS[line]] = {"url": url, "text": "Dispute open" if pending else "Dispute this line"}
+    return [(label, value, links.get(label)) for label, value in rows]
+
+
+class PlainSelect(forms.Select):
+    """A select drawn in Python: Django draws each option from its own template, which at
+    200 participants costs more than the rest of the page."""
+
+    def render(self, name, value, attrs=None, renderer=None):
+        chosen = set(self.format_value(value))
+        options = "".join(f'<option value="{escape(key)}"{" selected" if str(key) in chosen else ""}>{escape(label)}'
+                          "</option>" for key, label in self.choices)
+        return mark_safe(f'<select name="{escape(name)}"{flatatt(self.build_attrs(self.attrs, attrs))}>{options}'
+                         "</select>")
 
 
 class StatementFilters(forms.Form):
-    pool = forms.ChoiceField(label="Pool", required=False)
-    participant = forms.ChoiceField(label="Participant", required=False)
+    pool = forms.ChoiceField(label="Pool", required=False, widget=PlainSelect)
+    participant = forms.ChoiceField(label="Participant", required=False, widget=PlainSelect)
     status = forms.ChoiceField(label="Status", required=False, choices=[("", "any"), *Statement.Status.choices])
     version = forms.IntegerField(label="Version", required=False, min_value=1)
 
@@ -56,7 +86,7 @@ class StatementFilters(forms.Form):
             del self.fields["participant"]
             self.fields["status"].choices = [c for c in self.fields["status"].choices if c[0] != Statement.Status.DRAFT]
         else:
-            self.fields["participant"].choices = [("", "any"), *((p.slug, p.name) for p in participants)]
+            self.fields["participant"].choices = [("", "any"), *participants]
 
 
 def _amount(statement: Statement) -> str:
@@ -83,21 +113,33 @@ def statements_page(request, slug):
     consortium = consortium_get(principal, slug)
     require(principal, consortium, Capability.VIEW_STATEMENTS)
     staff = principal.can(consortium, Capability.VIEW_POOLS)
-    pools = statement_pools(principal=principal, consortium=consortium)
-    participants = consortium.participants.order_by("slug") if staff else None
-    filters = filter_form(partial(StatementFilters, pools=pools, participants=participants), request)
-    rows = statements_listed(principal=principal, consortium=consortium, **filter_values(filters))
+    statements = statements_in(principal=principal, consortium=consortium)
+    participants = consortium.participants.order_by("slug").values_list("slug", "name") if staff else None
+    filters = filter_form(partial(StatementFilters, pools=statement_pools(statements=statements),
+                                  participants=participants), request)
+    rows = statements_listed(statements=statements, **filter_values(filters))
     table = Table(columns=COLUMNS, rows=rows, caption="Statements", filename=f"statements-{consortium.slug}",
                   empty="No statements match." if filters.is_bound else "No statements yet.")
     if request.GET.get("format") == "csv":
         return table_csv(table)
     table.paginate(request.GET.get("page"))
+    rows_of = _Rows(consortium.slug)
     context = {"consortium": consortium, "role": principal.role_in(consortium), "filters": filters, "staff": staff,
-               "table": table, "rows": [_row(statement) for statement in table.page.object_list]}
+               "table": table, "rows": [rows_of.row(statement) for statement in table.page.object_list]}
     return render(request, "incentives/statements.html", context)
 
 
-def _row(statement: Statement) -> dict:
-    """What a row on screen shows beyond the statement itself."""
-    return {"statement": statement, "amount": _amount(statement),
-            "revised_by": getattr(statement, "superseded_by", None)}
+class _Rows:
+    """What a row on screen shows beyond the statement itself: its amount and its links."""
+
+    def __init__(self, slug: str):
+        self.links = {"page": row_link("statement-page", slug), "pool": row_link("pool-page", slug),
+                      "pdf": row_link("statement-document-pdf"), "csv": row_link("statement-document-csv"),
+                      "json": row_link("statement-document-json")}
+
+    def row(self, statement: Statement) -> dict:
+        revised_by = getattr(statement, "superseded_by", None)
+        links = {key: self.links[key](statement.pk) for key in ("page", "pdf", "csv", "json")}
+        return {"statement": statement, "amount": _amount(statement), "revised_by": revised_by,
+                "revised_url": self.links["page"](revised_by.pk) if revised_by else None,
+                "pool_url": self.links["pool"](statement.pool_id), **links}

@@ -130,6 +130,10 @@ class ValuationRun(models.Model):
         FAILED = "failed", "Failed"
         CANCELLED = "cancelled", "Cancelled"
 
+    # Large JSON (every update of every round; per-round plans) that lists and pages leave
+    # unread: ``.defer(*ValuationRun.HEAVY_FIELDS)``.
+    HEAVY_FIELDS = ("inputs", "details")
+
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     consortium = models.ForeignKey(Consortium, on_delete=models.PROTECT, related_name="valuation_runs")
     training_run = models.ForeignKey(TrainingRun, on_delete=models.PROTECT, related_name="valuation_runs")

@@ -380,6 +380,19 @@ def test_queue_and_dispute_page_queries_do_not_grow(client, consortium, world, s
     assert small == large, (small, large)
 
 
+def test_the_queue_reads_no_valuation_run(client, consortium, world, staff, django_capture_on_commit_callbacks):
+    """The queue shows statements, pools and participants: the runs a dispute names (their
+    inputs weigh megabytes at volume) are read on the dispute's own page only."""
+    with django_capture_on_commit_callbacks(execute=True):
+        dispute_revaluation_order(actor=staff.principal("governance"), dispute=world["disputes"]["reviewed"],
+                                  method="exact")
+    client.force_login(staff.users["governance"])
+    with CaptureQueriesContext(connection) as captured:
+        page = _page(client.get("/c/acme/disputes/"))
+    assert "valuation_valuationrun" not in " ".join(query["sql"] for query in captured.captured_queries)
+    assert page.count('<span class="badge revaluation_ordered">') == 1
+
+
 def _revalued_world(slug: str, participants: int, capture):
     """A consortium of ``participants`` whose alpha disputes its amount; the re-valuation has run."""
     consortium = ConsortiumFactory(slug=slug, transparency=Transparency.ALL)

@@ -100,6 +100,26 @@ def test_the_pool_list_reads_in_a_fixed_number_of_queries(consortium, vrun, staf
     assert "p-5" in page
 
 
+def _read_sql(client, url: str) -> str:
+    with CaptureQueriesContext(connection) as context:
+        assert client.get(url).status_code == 200
+    return " ".join(query["sql"] for query in context.captured_queries)
+
+
+def test_the_pool_pages_leave_the_heavy_columns_unread(consortium, vrun, staff, as_user):
+    """A run's inputs (megabytes at 200 participants and 50 rounds) and each statement's
+    per-round figures are shown on neither page: the form's run choices, the pool's runs and
+    its statements are read without them."""
+    pool = _pool(consortium, vrun, staff, approvals=1)
+    client = as_user("first")
+    for url in ("/c/acme/pools/", f"/c/acme/pools/{pool.pk}/"):
+        sql = _read_sql(client, url)
+        assert '"valuation_valuationrun"' in sql  # the runs are read ...
+        assert '"inputs"' not in sql and '"details"' not in sql and '"per_round"' not in sql  # ... not their inputs
+    page = client.get("/c/acme/pools/").content.decode()
+    assert f"({str(vrun.pk)[:8]})" in page  # the run is still offered, with its label
+
+
 # -- opening a pool --------------------------------------------------------------------
 
 

@@ -75,6 +75,9 @@ def test_staff_filter_by_pool_participant_status_and_version(client, member, poo
     assert len(alpha) == 3 and {s.participant.slug for s in alpha} == {"alpha"}
     assert len(_listed(_get(client, user, URL + "?status=issued")[0])) == 5
     assert _listed(_get(client, user, URL + "?version=2")[0]) == []
+    page = _get(client, user, URL + "?participant=alpha&pool=pool-issued")[1]
+    assert '<option value="alpha" selected>' in page and '<option value="beta">' in page  # the filter keeps its value
+    assert '<option value="pool-issued" selected>pool-issued (2026-Q1)</option>' in page
     response, page = _get(client, user, URL + "?status=lost")
     assert response.status_code == 200 and "Select a valid choice" in page and len(_listed(response)) == 15
 
@@ -146,9 +149,9 @@ def test_staff_get_no_dispute_links(client, member, issued, role):
 
 def test_the_pdf_has_no_dispute_links_and_still_renders(consortium, issued):
     alpha = issued["alpha"]
-    links = [("Amount", "amount", None)]
-    html = render_to_string(TEMPLATE, {**statement_page_context(statement=alpha), "dispute_links": links,
-                                       "for_print": True})
+    context = statement_page_context(statement=alpha)
+    rows = [(label, value, {"url": "/dispute", "text": "Dispute this line"}) for label, value in context["rows"]]
+    html = render_to_string(TEMPLATE, {**context, "dispute_rows": rows, "for_print": True})
     assert "Dispute this line" not in html
     assert statement_pdf(statement=alpha).startswith(b"%PDF")
 
@@ -189,3 +192,13 @@ def test_queries_do_not_grow_with_the_number_of_statements(client, consortium, v
     large = (_queries(client, auditor, URL), _queries(client, participant, URL))
     assert len(_listed(_get(client, auditor, URL)[0])) == 45
     assert small == large, (small, large)
+
+
+def test_the_list_leaves_the_per_round_figures_unread(client, member, pools):
+    """Each statement's per-round contributions (50 rounds per run at volume) are on its own
+    page and in its documents, not in the list: the list does not read them."""
+    client.force_login(member("finance"))
+    with CaptureQueriesContext(connection) as captured:
+        assert client.get(URL).status_code == 200
+    sql = " ".join(query["sql"] for query in captured.captured_queries)
+    assert '"incentives_statement"."amount"' in sql and '"per_round"' not in sql and '"methods"' not in sql
