@@ -18,6 +18,9 @@ service would after hours of work), and a ledger grown to 100,000 entries
 writes), every extra entry concerning one participant (the worst case for its own view),
 with a signed checkpoint over all of them.
 
+Pages that keep final figures in the cache (a dispute's finished re-valuation, a run's
+per-round totals) are also timed with the cache cleared before each request ("first view").
+
 Each page is requested through Django's test client (the whole middleware stack, session
 sign-in, template rendering; no network), once to warm up and then ``--repeat`` times
 (default 15), interleaved page by page with the trivial page: the dashboard listing the
@@ -68,6 +71,9 @@ PARTICIPANTS = 200
 ROUNDS = 50
 LEDGER_ENTRIES = 100_000
 FEATURES = 4
+# Pages that keep final figures in the cache (a finished re-valuation's comparison and implied
+# amount, a run's per-round totals) are timed a second time with the cache cleared first.
+COLD = "first view: "
 
 
 # --- the world ----------------------------------------------------------------------------------
@@ -250,6 +256,9 @@ def _pages(world) -> list[tuple[str, str, str]]:
         ("statement", "participant", url("statement-page", statement_id=statement.pk)),
         ("disputes (governance)", "governance", url("disputes-page")),
         ("dispute, re-valued", "governance", url("dispute-page", dispute_id=world["disputes"][0].pk)),
+        (COLD + "dispute, re-valued", "governance", url("dispute-page", dispute_id=world["disputes"][0].pk)),
+        (COLD + "valuation run (200 x 50)", "finance",
+         url("valuation-run-page", valuation_run_id=world["valuation"].pk)),
         ("dispute, re-valued (participant)", "participant", url("dispute-page", dispute_id=world["disputes"][0].pk)),
         ("dispute, open", "governance", url("dispute-page", dispute_id=world["disputes"][1].pk)),
         ("ledger (100,000 entries)", "auditor", url("ledger-page")),
@@ -262,10 +271,13 @@ def _pages(world) -> list[tuple[str, str, str]]:
     ]
 
 
-def _time(client, url: str) -> tuple[float, int]:
+def _time(client, url: str, *, cold: bool = False) -> tuple[float, int]:
+    from django.core.cache import cache
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
+    if cold:  # the first view after the figures were final: nothing kept in the cache yet
+        cache.clear()
     with CaptureQueriesContext(connection) as queries:
         started = time.perf_counter()
         response = client.get(url)
@@ -290,7 +302,7 @@ def _measure(world, repeat: int) -> dict:
         _time(client, url), _time(clients["finance"], trivial_url)  # warm-up
         times, baseline = [], []
         for _ in range(repeat):
-            elapsed, queries = _time(client, url)
+            elapsed, queries = _time(client, url, cold=name.startswith(COLD))
             times.append(elapsed)
             baseline.append(_time(clients["finance"], trivial_url)[0])
         trivial_times.extend(baseline)

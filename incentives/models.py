@@ -115,6 +115,10 @@ class Statement(models.Model):
         ISSUED = "issued", "Issued"
         SUPERSEDED = "superseded", "Superseded by a revised version"
 
+    # JSON that only the statement's own page and documents read (at volume, 50 rounds per
+    # run): lists and dispute pages leave it unread, ``.defer(*Statement.HEAVY_FIELDS)``.
+    HEAVY_FIELDS = ("per_round", "methods")
+
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     pool = models.ForeignKey(RevenuePool, on_delete=models.PROTECT, related_name="statements")
     participant = models.ForeignKey(Participant, on_delete=models.PROTECT, related_name="statements")

@@ -19,11 +19,10 @@ from incentives.access import statements_visible
 from incentives.dispute_selectors import disputes_visible
 from incentives.models import Dispute, RevenuePool, Statement
 from incentives.policy import split_pool
-from incentives.pool_selectors import STATEMENT_HEAVY_COLUMNS
 from incentives.selectors import pool_contributions
 from incentives.services.policies import policy_terms
 from ledger.currencies import minor_unit
-from valuation.models import ParticipantScore, ValuationRun
+from valuation.models import ValuationRun
 
 UNDECIDED = "undecided"
 # What a row of the statement list and its CSV show.
@@ -71,7 +70,7 @@ def dispute_queue(*, principal: Principal, consortium: Consortium, status: str |
     # revised statement that ``disputes_visible`` also joins for a dispute's page.
     disputes = (disputes_visible(principal).filter(statement__pool__consortium=consortium).select_related(None)
                 .select_related("statement__pool", "participant")
-                .defer(*(f"statement__{name}" for name in STATEMENT_HEAVY_COLUMNS)))
+                .defer(*(f"statement__{name}" for name in Statement.HEAVY_FIELDS)))
     if status == UNDECIDED:
         disputes = disputes.exclude(status=Dispute.Status.DECIDED)
     elif status:
@@ -96,22 +95,6 @@ def statement_dispute_lines(*, principal: Principal, statement: Statement) -> di
     return {line: pending.get(line) for line in Dispute.Line.values}
 
 
-def comparison_shares(comparison: dict) -> dict[str, dict[str, float | None]]:
-    """Participant slug → {"old": share, "new": share} for the rows the comparison already
-    shows the caller (so it reveals nothing the comparison does not)."""
-    slugs = [row["participant"] for row in comparison["rows"]]
-    old_run, new_run = comparison["old_run"], comparison["new_run"]
-    if not slugs:
-        return {}
-    shares: dict[str, dict] = {slug: {"old": None, "new": None} for slug in slugs}
-    for run_id, slug, share in ParticipantScore.objects.filter(
-            valuation_run__in=[old_run, new_run], participant__slug__in=slugs,
-            participant__consortium_id=old_run.consortium_id).values_list("valuation_run_id", "participant__slug",
-                                                                          "share"):
-        shares[slug]["old" if run_id == old_run.pk else "new"] = share
-    return shares
-
-
 def implied_amount(*, dispute: Dispute) -> Decimal | None:
     """The disputed statement's amount had its pool been split with the finished
     re-valuation in place of the run it redoes: same pool amount, policy version and carried
@@ -121,8 +104,11 @@ def implied_amount(*, dispute: Dispute) -> Decimal | None:
     if new is None or new.status != ValuationRun.Status.SUCCEEDED or dispute.revalued_run_id is None:
         return None
     pool = dispute.statement.pool
-    runs = [new if run.pk == dispute.revalued_run_id else run for run in pool.valuation_runs.all()]
-    contributions = pool_contributions(runs=runs, per_round=False)  # the split reads no per-round figure
+    terms = policy_terms(pool.policy)
+    blends = terms.blend_alpha != 1  # only a blend with data volume reads the runs' pinned inputs
+    others = pool.valuation_runs.exclude(pk=dispute.revalued_run_id)
+    runs = [*(others if blends else others.defer("inputs")), new]
+    contributions = pool_contributions(runs=runs, per_round=False, volume=blends)  # no per-round figure needed
     carried = dict(pool.statements.filter(status=Statement.Status.ISSUED).exclude(carried_in=0)
                    .values_list("participant__slug", "carried_in"))
     for slug in carried:
@@ -131,7 +117,7 @@ def implied_amount(*, dispute: Dispute) -> Decimal | None:
         split = split_pool(total=pool.amount, quantum=Decimal(1).scaleb(-minor_unit(pool.currency)),
                            contributions={slug: row["value"] for slug, row in contributions.items()},
                            volumes={slug: row["volume"] for slug, row in contributions.items()},
-                           terms=policy_terms(pool.policy), carried_in=carried)
+                           terms=terms, carried_in=carried)
     except ValueError:
         return None
     return split.payouts.get(dispute.participant.slug, Decimal(0))

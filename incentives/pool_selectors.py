@@ -17,9 +17,6 @@ from ledger.currencies import money_text
 from valuation.models import ValuationRun
 
 DONE = (RevenuePool.Status.ISSUED, RevenuePool.Status.PAID)
-# A statement's columns that no list nor its CSV shows (the statement page and the documents
-# read them): per statement, a JSON of 50 rounds per run at volume.
-STATEMENT_HEAVY_COLUMNS = ("per_round", "methods")
 # What a row of a pool's statements and its CSV show.
 POOL_STATEMENT_COLUMNS = ("id", "pool_id", "version", "status", "contribution", "share", "allocated", "carried_in",
                           "carried_out", "amount", "participant__slug")
@@ -127,6 +124,6 @@ def pools_overview(*, principal: Principal, consortium: Consortium) -> OverviewS
     if own is None or not principal.can(consortium, Capability.VIEW_STATEMENTS):
         return None
     statement = (Statement.objects.filter(participant=own, pool__consortium=consortium, status=Statement.Status.ISSUED)
-                 .select_related("pool").defer(*STATEMENT_HEAVY_COLUMNS).order_by("-issued_at", "-created_at").first())
+                 .select_related("pool").defer(*Statement.HEAVY_FIELDS).order_by("-issued_at", "-created_at").first())
     amount = "" if statement is None else f"{money_text(statement.amount, statement.pool.currency)} {statement.pool.currency}"
     return OverviewSection("incentives/pool_overview_statement.html", {"statement": statement, "amount": amount})

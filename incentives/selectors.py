@@ -13,11 +13,12 @@ from incentives.models import RevenuePool, Statement
 from valuation.models import ParticipantScore, ValuationRun
 
 
-def pool_contributions(*, runs: list[ValuationRun], per_round: bool = True) -> dict[str, dict]:
+def pool_contributions(*, runs: list[ValuationRun], per_round: bool = True, volume: bool = True) -> dict[str, dict]:
     """Per participant slug, over the runs: the summed value, its standard error (the runs'
     errors are independent), the values per run and round (left empty with ``per_round``
     false, for callers that only split an amount), the methods, and the examples its
-    updates were trained on in the valued rounds."""
+    updates were trained on in the valued rounds (0 with ``volume`` false: reading them
+    means reading every run's pinned inputs, which a split without a volume blend skips)."""
     rows: dict[str, dict] = defaultdict(lambda: {"value": 0.0, "variance": 0.0, "per_round": {}, "volume": 0})
     methods = {run.pk: run.details.get("rounds", []) for run in runs}
     scores = ParticipantScore.objects.filter(valuation_run__in=runs).select_related("participant")
@@ -27,7 +28,7 @@ def pool_contributions(*, runs: list[ValuationRun], per_round: bool = True) -> d
         row["variance"] += score.stderr**2
         for t, value in (score.per_round.items() if per_round else ()):
             row["per_round"][f"{score.valuation_run_id}:{t}"] = value
-    for run in runs:
+    for run in runs if volume else ():
         for round_inputs in run.inputs:
             for slug, _, count in round_inputs["updates"]:
                 if slug in rows:

@@ -8,14 +8,12 @@ from functools import partial
 
 from django import forms
 from django.contrib.auth.decorators import login_required
-from django.forms.utils import flatatt
 from django.shortcuts import render
 from django.urls import reverse
-from django.utils.html import escape
-from django.utils.safestring import mark_safe
 
 from consortium.access import Capability, consortium_get, principal_for, require
 from core.errors import NotFound
+from core.forms import PlainSelect
 from core.listing import Column, Table, filter_form, filter_values, table_csv
 from incentives.access import statement_get
 from incentives.documents import TEMPLATE, statement_page_context
@@ -59,18 +57,6 @@ def _dispute_rows(rows, lines: dict, consortium, statement: Statement) -> list:
                f"{reverse('dispute-file-page', args=[consortium.slug, statement.pk])}?line={line}")
         links[DISPUTE_ROW_LABELS[line]] = {"url": url, "text": "Dispute open" if pending else "Dispute this line"}
     return [(label, value, links.get(label)) for label, value in rows]
-
-
-class PlainSelect(forms.Select):
-    """A select drawn in Python: Django draws each option from its own template, which at
-    200 participants costs more than the rest of the page."""
-
-    def render(self, name, value, attrs=None, renderer=None):
-        chosen = set(self.format_value(value))
-        options = "".join(f'<option value="{escape(key)}"{" selected" if str(key) in chosen else ""}>{escape(label)}'
-                          "</option>" for key, label in self.choices)
-        return mark_safe(f'<select name="{escape(name)}"{flatatt(self.build_attrs(self.attrs, attrs))}>{options}'
-                         "</select>")
 
 
 class StatementFilters(forms.Form):

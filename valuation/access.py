@@ -40,11 +40,15 @@ def valuation_runs_visible(principal: Principal):
 
 
 def valuation_run_get(principal: Principal, run_id, capability: Capability = Capability.VIEW_VALUATIONS) -> ValuationRun:
-    """A valuation run of one of the caller's consortia (else 404) that it may ``capability`` (else 403)."""
+    """A valuation run of one of the caller's consortia (else 404) that it may ``capability`` (else 403).
+
+    Its pinned inputs (every update of every round: megabytes at volume) are read only if
+    used: the API and the pages show a digest of them, never the inputs themselves."""
     try:
         run = (
             ValuationRun.objects.filter(consortium_id__in=principal.consortium_ids())
-            .select_related("consortium", "training_run")
+            .select_related("consortium", "training_run", "created_by", "created_by_key")
+            .defer("inputs")
             .get(pk=run_id)
         )
     except (ValuationRun.DoesNotExist, ValidationError, ValueError):

@@ -10,14 +10,18 @@ number of queries whatever the number of runs or participants.
 
 from __future__ import annotations
 
+from copy import copy
+
 from django import forms
 from django.contrib.auth.decorators import login_required
 
 from consortium.access import Capability, consortium_get, participant_get, principal_for, require, visible_participants
 from core.charts import band_chart, bar_chart
 from core.listing import Column, Table, filter_form, table_csv, table_response
-from valuation.access import valuation_runs_visible
+from core.templatetags.figures import figure, percent
+from valuation.forms import PlainSelect
 from valuation.models import ParticipantScore, ValuationRun
+from valuation.page_selectors import VisibleScores
 from valuation.selectors import valuation_run_scores
 
 TEMPLATE = "valuation/contributions.html"
@@ -28,11 +32,12 @@ ROUND_COLUMNS = ["Round", "Value"]
 class ParticipantChoice(forms.Form):
     """Staff's participant selector (a participant user sees only its own organisation)."""
 
-    participant = forms.ChoiceField(label="Participant", required=False)
+    participant = forms.ChoiceField(label="Participant", required=False, widget=PlainSelect)
 
     def __init__(self, *args, participants=(), **kwargs):
+        """``participants``: (slug, name) pairs."""
         super().__init__(*args, **kwargs)
-        self.fields["participant"].choices = [(p.slug, f"{p.name} ({p.slug})") for p in participants]
+        self.fields["participant"].choices = [(slug, f"{name} ({slug})") for slug, name in participants]
 
 
 @login_required
@@ -41,10 +46,11 @@ def contributions_page(request, slug):
     consortium = consortium_get(principal, slug)
     require(principal, consortium, Capability.VIEW_VALUATIONS)
     chooser, participant = _participant(request, principal, consortium)
-    scores = _scores(principal, consortium, participant)
+    scores = _scores(consortium, participant)
     latest = scores[-1].valuation_run if scores else None
-    everyone = valuation_run_scores(principal=principal, valuation_run=latest) if latest else []
-    mine = next((row for row in everyone if participant and row["participant"] == participant.slug), None)
+    # The latest run's participants a page at a time (the CSV: all), as the API shows them.
+    everyone = VisibleScores(principal=principal, valuation_run=latest) if latest else []
+    mine = _row_of(principal, scores[-1]) if scores else None
     wanted = request.GET.get("list")
     if request.GET.get("format") == "csv" and wanted in ("series", "rounds"):
         name = f"contribution-{wanted}-{slug}-{participant.slug if participant else 'none'}"
@@ -56,7 +62,8 @@ def contributions_page(request, slug):
                "filters": chooser, "latest": latest, "mine": mine, "series": series, "rounds": rounds,
                "transparency": consortium.get_transparency_display(),
                "is_staff": principal.can(consortium, Capability.VIEW_ALL)}
-    table = Table(columns=_everyone_columns(), rows=everyone, caption="Participants in the latest valuation run",
+    columns = _everyone_columns() if request.GET.get("format") == "csv" else _everyone_screen_columns()
+    table = Table(columns=columns, rows=everyone, caption="Participants in the latest valuation run",
                   filename=f"contributions-latest-{slug}", empty="Nothing to show of the other participants.")
     return table_response(request, table=table, template=TEMPLATE, context=context)
 
@@ -67,11 +74,11 @@ def _participant(request, principal, consortium):
         own = principal.own_participant(consortium)
         wanted = request.GET.get("participant") or (own.slug if own else "")
         return None, participant_get(principal, consortium, wanted)  # another participant's slug: 404
-    participants = list(visible_participants(principal, consortium).order_by("slug"))
+    participants = list(visible_participants(principal, consortium).order_by("slug").values_list("slug", "name"))
     chooser = filter_form(_chooser_class(participants), request)
-    chosen = chooser.cleaned_data.get("participant") if chooser.is_bound else None
-    by_slug = {p.slug: p for p in participants}
-    return chooser, by_slug.get(chosen) or (participants[0] if participants else None)
+    chosen = (chooser.cleaned_data.get("participant") if chooser.is_bound else None) or (
+        participants[0][0] if participants else None)
+    return chooser, participant_get(principal, consortium, chosen) if chosen else None
 
 
 def _chooser_class(participants):
@@ -82,16 +89,26 @@ def _chooser_class(participants):
     return Chooser
 
 
-def _scores(principal, consortium, participant) -> list[ParticipantScore]:
-    """The participant's score in each succeeded run it was valued in, oldest first (one query)."""
+def _scores(consortium, participant) -> list[ParticipantScore]:
+    """The participant's score in each succeeded run of the consortium (whose valuations the
+    caller may read: ``require`` above) it was valued in, oldest first (one query)."""
     if participant is None:
         return []
-    runs = valuation_runs_visible(principal).filter(consortium=consortium, status=ValuationRun.Status.SUCCEEDED)
     return list(
-        ParticipantScore.objects.filter(participant=participant, valuation_run__in=runs)
-        .select_related("valuation_run__training_run", "valuation_run__consortium")
+        ParticipantScore.objects
+        .filter(participant=participant, valuation_run__consortium=consortium,
+                valuation_run__status=ValuationRun.Status.SUCCEEDED)
+        .select_related("participant", "valuation_run__training_run", "valuation_run__consortium")
+        .defer(*(f"valuation_run__{name}" for name in ValuationRun.HEAVY_FIELDS))
         .order_by("valuation_run__finished_at", "valuation_run__created_at", "valuation_run__id")
     )
+
+
+def _row_of(principal, score: ParticipantScore) -> dict | None:
+    """The participant's row of its latest run as ``valuation_run_scores`` shows it to the caller."""
+    run = copy(score.valuation_run)
+    run.ranked_scores = [score]  # the selector's prefetch: this one row
+    return next(iter(valuation_run_scores(principal=principal, valuation_run=run)), None)
 
 
 def _run_label(run: ValuationRun) -> str:
@@ -149,7 +166,8 @@ def _figure(name: str):
 
 
 def _everyone_columns() -> list[Column]:
-    """What ``valuation_run_scores`` gives: every figure, or (ranks setting) only the rank."""
+    """What ``valuation_run_scores`` gives, exact (the CSV): every figure, or (ranks setting)
+    only the rank."""
     return [
         Column("Participant", lambda row: row["participant"]),
         Column("Rank", lambda row: row.get("rank"), numeric=True),
@@ -158,4 +176,21 @@ def _everyone_columns() -> list[Column]:
         Column("95 % low", _figure("ci_low"), numeric=True),
         Column("95 % high", _figure("ci_high"), numeric=True),
         Column("Share", _figure("share"), numeric=True),
+    ]
+
+
+def _everyone_screen_columns() -> list[Column]:
+    """The same for reading: six significant digits, the interval in one cell, the share
+    in percent (the CSV keeps every exact figure)."""
+
+    def interval(row) -> str:
+        return f"[{figure(row['ci_low'])}, {figure(row['ci_high'])}]" if "ci_low" in row else ""
+
+    return [
+        Column("Participant", lambda row: row["participant"]),
+        Column("Rank", lambda row: row.get("rank"), numeric=True),
+        Column("Value", lambda row: figure(row.get("value")), numeric=True),
+        Column("Standard error", lambda row: figure(row.get("stderr")), numeric=True),
+        Column("95 % interval", interval, numeric=True),
+        Column("Share", lambda row: percent(row.get("share")), numeric=True),
     ]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from django import forms
 
+from core.forms import PlainSelect
 from valuation.engine import METRICS
 from valuation.models import ValuationRun
 from valuation.services.valuation_runs import MAX_SEED, METHOD_NAMES
@@ -19,14 +20,17 @@ def _choices(values, blank: str | None = None) -> list[tuple[str, str]]:
 
 
 class TrainingRunChoice(forms.ModelChoiceField):
+    widget = PlainSelect
+
     def label_from_instance(self, run) -> str:
         return f"{run.name} ({run.model_family}, {run.metric})"
 
 
 class ValuationRunFilters(forms.Form):
-    status = forms.ChoiceField(required=False, choices=[("", "any")] + list(ValuationRun.Status.choices))
+    status = forms.ChoiceField(required=False, choices=[("", "any")] + list(ValuationRun.Status.choices),
+                               widget=PlainSelect)
     training_run = TrainingRunChoice(required=False, queryset=None, empty_label="any")
-    method = forms.ChoiceField(required=False, choices=_choices(METHOD_NAMES, "any"))
+    method = forms.ChoiceField(required=False, choices=_choices(METHOD_NAMES, "any"), widget=PlainSelect)
 
     def __init__(self, *args, consortium, **kwargs):
         super().__init__(*args, **kwargs)
@@ -35,14 +39,14 @@ class ValuationRunFilters(forms.Form):
 
 class ValuationStartForm(forms.Form):
     training_run = TrainingRunChoice(queryset=None, empty_label=None)
-    method = forms.ChoiceField(choices=_choices(METHOD_NAMES), initial="auto",
+    method = forms.ChoiceField(choices=_choices(METHOD_NAMES), initial="auto", widget=PlainSelect,
                                help_text="auto: exact where it is cheap, the best approximation otherwise.")
     budget = forms.IntegerField(required=False, min_value=1,
                                 help_text="Coalition evaluations in all; or give a tolerance; neither for exact.")
     tolerance = forms.FloatField(required=False, help_text="Target relative standard error, between 0 and 1.")
     seed = forms.IntegerField(required=False, min_value=0, max_value=MAX_SEED,
                               help_text="Recorded with the results; drawn at random when empty.")
-    metric = forms.ChoiceField(required=False, choices=_choices(METRICS, "the training run's"))
+    metric = forms.ChoiceField(required=False, choices=_choices(METRICS, "the training run's"), widget=PlainSelect)
     rounds = forms.CharField(required=False, max_length=2000,
                              help_text="Round numbers separated by commas; empty for every complete round.")
 

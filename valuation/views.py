@@ -3,8 +3,11 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
 from django.db import transaction
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -15,26 +18,37 @@ from consortium.access import Capability, consortium_get, principal_for, require
 from core.charts import bar_chart, interval_chart
 from core.errors import NotFound, ServiceError
 from core.forms import form_add_service_error
-from core.listing import Column, Table, filter_form, filter_values, table_response
+from core.listing import PAGE_SIZE, Column, Table, filter_form, filter_values, table_csv, table_response
 from valuation import services
-from valuation.access import training_run_get, valuation_run_get
+from valuation.access import training_run_get
 from valuation.forms import ValuationRunFilters, ValuationStartForm
 from valuation.models import ValuationRun
 from valuation.page_selectors import (
+    VisibleScores,
     progress_percent,
+    training_run_round,
+    training_run_round_csv_rows,
     training_run_round_rows,
+    training_run_round_rows_named,
     training_runs_listed,
+    valuation_run_in,
     valuation_run_requester,
     valuation_runs_listed,
 )
-from valuation.selectors import validation_set_active, valuation_run_progress, valuation_run_scores
+from valuation.selectors import validation_set_active, valuation_run_progress
 
 # htmx stops polling an element when its request is answered with this status.
 STOP_POLLING = 286
+# The per-round chart stacks this many participants (by rank) and sums the others.
+LEADERS = 5
 
 
-def _when(value) -> str:
-    return value.strftime("%Y-%m-%d %H:%M") if value else ""
+def _when(value, form: str = "%Y-%m-%d %H:%M") -> str:
+    return value.strftime(form) if value else ""
+
+
+def _second(value) -> str:
+    return _when(value, "%Y-%m-%d %H:%M:%S")
 
 
 def _figure(value) -> str:
@@ -74,31 +88,80 @@ def training_runs_page(request, slug):
     return table_response(request, table=table, template="valuation/training_runs.html", context=context)
 
 
-_ROUND_COLUMNS = [
-    Column("Round", lambda r: r["round"], numeric=True),
+def _round_columns(slug: str, run) -> list[Column]:
+    """The rounds list on screen: counts, each round linking to its uploads."""
+    page = reverse("training-run-page", args=[slug, run.pk])
+    return [
+        Column("Round", lambda r: r["round"], link=lambda r: f"{page}?round={r['round']}", numeric=True),
+        Column("Global weights", lambda r: "uploaded" if r["global_weights"] else "missing"),
+        Column("Updates", lambda r: f"{r['updates']} of {r['expected']}", numeric=True),
+        Column("Examples", lambda r: r["examples"], numeric=True),
+        Column("Not uploaded", lambda r: r["missing"], numeric=True),
+    ]
+
+
+# The rounds list's CSV names who uploaded what in each round, and who did not.
+_ROUND_CSV_COLUMNS = [
+    Column("Round", lambda r: r["round"]),
     Column("Global weights", lambda r: "uploaded" if r["global_weights"] else "missing"),
-    Column("Updates", lambda r: f"{len(r['updates'])} of {r['expected']}", numeric=True),
-    Column("Examples", lambda r: r["examples"], numeric=True),
-    Column("Uploaded (participant: examples)",
-           lambda r: ", ".join(f"{u.participant.slug}: {u.num_examples}" for u in r["updates"])),
-    Column("Not uploaded", lambda r: ", ".join(p.slug for p in r["missing"])),
+    Column("Updates", lambda r: f"{r['updates']} of {r['expected']}"),
+    Column("Examples", lambda r: r["examples"]),
+    Column("Uploaded (participant: examples)", lambda r: ", ".join(f"{slug}: {n}" for slug, n in r["uploaded"])),
+    Column("Not uploaded", lambda r: ", ".join(r["missing_slugs"])),
+]
+
+_UPLOAD_COLUMNS = [
+    Column("Participant", lambda u: u.participant.slug),
+    Column("Examples", lambda u: u.num_examples, numeric=True),
+    Column("Uploaded (UTC)", lambda u: _second(u.created_at)),
+    Column("Content SHA-256", lambda u: f"{u.payload_id[:12]}…"),
+]
+
+_UPLOAD_CSV_COLUMNS = [
+    Column("Participant", lambda r: r["participant"]),
+    Column("Status", lambda r: r["status"]),
+    Column("Examples", lambda r: r["examples"]),
+    Column("Uploaded (UTC)", lambda r: _second(r["uploaded_at"])),
+    Column("Content SHA-256", lambda r: r["sha256"]),
 ]
 
 
 @login_required
 @require_GET
 def training_run_page(request, slug, run_id):
+    """The rounds, a page of 50 at a time, with their counts; ``?round=t`` lists that
+    round's updates and who has not sent one. Each CSV holds every name."""
     principal = principal_for(request)
     consortium = consortium_get(principal, slug)
     run = training_run_get(principal, run_id)
     if run.consortium_id != consortium.id:
         raise NotFound("No such training run.")
-    table = Table(columns=_ROUND_COLUMNS, caption="Rounds: who has uploaded what",
-                  rows=training_run_round_rows(principal=principal, training_run=run),
-                  filename=f"{slug}-{slugify(run.name)}-rounds", empty="Nothing uploaded yet.")
     context = {"consortium": consortium, "role": principal.role_in(consortium), "run": run,
                "validation_set": validation_set_active(training_run=run)}
+    if "round" in request.GET:
+        return _round_page(request, principal, run, context)
+    csv = request.GET.get("format") == "csv"
+    rows = (training_run_round_rows_named if csv else training_run_round_rows)(principal=principal, training_run=run)
+    table = Table(columns=_ROUND_CSV_COLUMNS if csv else _round_columns(slug, run), rows=rows,
+                  caption="Rounds: who has uploaded what", filename=f"{slug}-{slugify(run.name)}-rounds",
+                  empty="Nothing uploaded yet.")
     return table_response(request, table=table, template="valuation/training_run.html", context=context)
+
+
+def _round_page(request, principal, run, context: dict):
+    number = request.GET["round"]
+    view = None
+    if number.isascii() and number.isdigit() and len(number) <= 9:
+        view = training_run_round(principal=principal, training_run=run, number=int(number))
+    if view is None:
+        raise NotFound("No such round.")
+    csv = request.GET.get("format") == "csv"
+    table = Table(columns=_UPLOAD_CSV_COLUMNS if csv else _UPLOAD_COLUMNS,
+                  rows=training_run_round_csv_rows(view) if csv else view["updates"],
+                  caption=f"Round {view['round']}: updates", empty="No update in this round yet.",
+                  filename=f"{context['consortium'].slug}-{slugify(run.name)}-round-{view['round']}")
+    return table_response(request, table=table, template="valuation/training_run.html",
+                          context={**context, "round_view": view})
 
 
 # -- valuation runs --------------------------------------------------------------------
@@ -164,22 +227,20 @@ def _start(principal, form: ValuationStartForm) -> tuple[ValuationRun | None, in
         return None, exc.status_code
 
 
-def _run_in(principal, consortium_slug: str, valuation_run_id):
-    consortium = consortium_get(principal, consortium_slug)
-    run = valuation_run_get(principal, valuation_run_id)
-    if run.consortium_id != consortium.id:
-        raise NotFound("No such valuation run.")
-    return consortium, run
-
-
 @login_required
 @require_GET
 def valuation_run_page(request, slug, valuation_run_id):
+    """The run's facts, its live part (progress, or the results a page of 50 at a time with
+    their charts) and, with ``?format=csv&list=rounds``, the per-round chart's numbers."""
     principal = principal_for(request)
-    consortium, run = _run_in(principal, slug, valuation_run_id)
+    consortium = consortium_get(principal, slug)
+    run = valuation_run_in(principal, consortium, valuation_run_id)
+    if request.GET.get("format") == "csv" and request.GET.get("list") == "rounds":
+        return _rounds_csv(principal, run)
     context = {"consortium": consortium, "role": principal.role_in(consortium), "run": run,
                "requester": valuation_run_requester(run) if principal.can(consortium, Capability.VIEW_ALL) else "",
-               **_live_context(principal, run)}
+               "methods": _methods_text(run.details), "rounds_text": _rounds_text(run.rounds),
+               **_live_context(request, principal, run)}
     return render(request, "valuation/valuation_run.html", context)
 
 
@@ -189,17 +250,40 @@ def valuation_run_progress_part(request, slug, valuation_run_id):
     """The live part of a run's page: progress while queued or running, polled every 2 s;
     once the run has ended, its outcome, answered with 286 so that htmx stops polling."""
     principal = principal_for(request)
-    consortium, run = _run_in(principal, slug, valuation_run_id)
-    context = {"consortium": consortium, "run": run, **_live_context(principal, run)}
+    consortium = consortium_get(principal, slug)
+    run = valuation_run_in(principal, consortium, valuation_run_id)
+    context = {"consortium": consortium, "run": run, **_live_context(request, principal, run)}
     return render(request, "valuation/valuation_run_live.html", context,
                   status=STOP_POLLING if run.is_finished else 200)
 
 
-def _live_context(principal, run: ValuationRun) -> dict:
-    progress = valuation_run_progress(valuation_run=run)
-    scores = valuation_run_scores(principal=principal, valuation_run=run)
-    return {"progress": progress, "percent": progress_percent(progress), "scores": _score_rows(scores),
-            "charts": _charts(run, scores)}
+def _live_context(request, principal, run: ValuationRun) -> dict:
+    """Progress while the run goes on; once it has succeeded, one page of its results (by
+    rank, ``?page=``) and its charts."""
+    if not run.is_finished:
+        progress = valuation_run_progress(valuation_run=run)
+        return {"progress": progress, "percent": progress_percent(progress)}
+    scores = VisibleScores(principal=principal, valuation_run=run)
+    page = Paginator(scores, PAGE_SIZE).get_page(request.GET.get("page"))
+    charts = [chart for chart in (_values_chart(run, page.object_list), _rounds_chart(run, scores)) if chart]
+    return {"scores": _score_rows(page.object_list), "page": page, "charts": charts}
+
+
+def _methods_text(details: dict) -> str:
+    """The methods the engine used, with how many rounds each: "tmc in 50 rounds"."""
+    methods = Counter(entry.get("method") for entry in details.get("rounds", []) if entry.get("method"))
+    return ", ".join(f"{method} in {n} round{'s' if n != 1 else ''}" for method, n in methods.items())
+
+
+def _rounds_text(rounds: list[int]) -> str:
+    """Round numbers with runs of three or more written as ranges: "0–49" or "0, 1, 5–9"."""
+    parts, start = [], 0
+    for i in range(1, len(rounds) + 1):
+        if i == len(rounds) or rounds[i] != rounds[i - 1] + 1:
+            stretch = rounds[start:i]
+            parts += [f"{stretch[0]}–{stretch[-1]}"] if len(stretch) >= 3 else [str(t) for t in stretch]
+            start = i
+    return ", ".join(parts)
 
 
 def _score_rows(scores: list[dict]) -> list[dict]:
@@ -209,26 +293,39 @@ def _score_rows(scores: list[dict]) -> list[dict]:
             for row in scores]
 
 
-def _charts(run: ValuationRun, scores: list[dict]) -> list:
-    """The values with their 95 % intervals, and each participant's value built up by round,
-    for the rows whose figures the caller may see."""
+def _values_chart(run: ValuationRun, scores: list[dict]):
+    """The values of this page's participants (at most 50) with their 95 % intervals."""
     rows = [row for row in scores if "value" in row]
     if not rows:
-        return []
-    labels = [row["participant"] for row in rows]
-    values = interval_chart(
-        id="values-chart", title="Contribution with its 95 % interval", labels=labels, y_title=run.metric,
+        return None
+    return interval_chart(
+        id="values-chart", title="Contribution with its 95 % interval (the participants of this page)",
+        labels=[row["participant"] for row in rows], y_title=run.metric,
         values=[row["value"] for row in rows], lows=[row["ci_low"] for row in rows],
         highs=[row["ci_high"] for row in rows], columns=["Participant", "Value", "95 % low", "95 % high"],
         rows=[[row["participant"], _figure(row["value"]), _figure(row["ci_low"]), _figure(row["ci_high"])]
               for row in rows],
     )
-    rounds = [str(t) for t in run.rounds]
-    per_round = bar_chart(
-        id="rounds-chart", title="Contribution by round", labels=labels, stacked=True, y_title=run.metric,
-        datasets={f"round {t}": [row["per_round"].get(t, 0.0) for row in rows] for t in rounds},
-        columns=["Participant", *(f"round {t}" for t in rounds), "Total"],
-        rows=[[row["participant"], *(_figure(row["per_round"].get(t)) for t in rounds), _figure(row["value"])]
-              for row in rows],
+
+
+def _rounds_chart(run: ValuationRun, scores: VisibleScores):
+    """Per round, the leading participants' values stacked, then all the others' (the
+    numbers table adds each round's total)."""
+    table = scores.by_round(LEADERS)
+    if table is None:
+        return None
+    columns, rows = table
+    return bar_chart(
+        id="rounds-chart", title="Contribution by round (the leading participants stacked; the total is the round's sum)",
+        labels=[row[0] for row in rows], stacked=True, y_title=run.metric,
+        datasets={name: [row[i] for row in rows] for i, name in enumerate(columns[1:-1], start=1)},
+        columns=columns, rows=[[row[0], *(_figure(value) for value in row[1:])] for row in rows],
     )
-    return [values, per_round]
+
+
+def _rounds_csv(principal, run: ValuationRun):
+    """The per-round chart's numbers, exact (numbers stay numbers: never formula-escaped)."""
+    columns, rows = VisibleScores(principal=principal, valuation_run=run).by_round(LEADERS) or (["Round", "Total"], [])
+    table = Table(columns=[Column(name, lambda row, i=i: row[i]) for i, name in enumerate(columns)],
+                  rows=rows, caption="", filename=f"valuation-{run.pk}-rounds")
+    return table_csv(table)

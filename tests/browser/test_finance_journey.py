@@ -95,8 +95,13 @@ def test_finance_values_a_training_run_then_drafts_approves_and_issues_a_pool(
         chart_row = page.get_by_test_id("values-chart-table").locator(
             "tr", has=page.get_by_role("rowheader", name=slug, exact=True))
         expect(chart_row.locator("td").first).to_have_text(format(score.value, ".6g"))
-    expect(page.get_by_test_id("rounds-chart-table").locator("thead th")).to_have_text(
-        ["Participant", "round 0", "round 1", "Total"])
+    # Per round, the participants' parts stacked (the leading five by rank, then all others) and the total.
+    ranked = sorted(scores, key=lambda slug: (scores[slug].rank, slug))
+    per_round = page.get_by_test_id("rounds-chart-table")
+    expect(per_round.locator("thead th")).to_have_text(["Round", *ranked, "Total"])
+    expect(per_round.locator("tbody th")).to_have_text(["round 0", "round 1"])
+    total = sum(score.per_round["0"] for score in scores.values())
+    expect(per_round.locator("tbody tr").first.locator("td").last).to_have_text(format(total, ".6g"))
 
     # Open a revenue pool on it and draft the statements.
     page.get_by_role("navigation", name="Main").get_by_role("link", name="Revenue pools").click()

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+from django.core.cache import cache
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -357,6 +359,7 @@ def test_comparison_and_trail_download_as_csv(client, world, staff, django_captu
 
 def _queries(client, user, url) -> int:
     client.force_login(user)
+    cache.clear()  # the worst case: the implied amount computed, not read from the cache
     with CaptureQueriesContext(connection) as captured:
         assert client.get(url).status_code == 200
     return len(captured)
@@ -420,3 +423,61 @@ def test_the_dispute_page_queries_do_not_grow_with_the_participants(client, djan
         client.force_login(governance)
         assert len(client.get(url).context["comparison_rows"]) == size
     assert counts[3] == counts[7], counts
+
+
+def test_the_implied_amount_is_computed_once_per_revaluation(client, consortium, world, staff,
+                                                            django_capture_on_commit_callbacks):
+    dispute = world["disputes"]["reviewed"]
+    with django_capture_on_commit_callbacks(execute=True):
+        dispute_revaluation_order(actor=staff.principal("governance"), dispute=dispute, method="exact")
+    cache.clear()
+    cold, warm = (_page_queries(client, staff.users["governance"], _url(dispute)) for _ in range(2))
+    assert cold[1] is not None and cold[1] == warm[1]  # the same amount, from the cache the second time
+    assert warm[0] < cold[0]
+
+
+def _page_queries(client, user, url) -> tuple[int, str | None]:
+    """The page's query count and its implied-amount paragraph."""
+    client.force_login(user)
+    with CaptureQueriesContext(connection) as captured:
+        response = client.get(url)
+    found = re.search(r'<p class="card" data-testid="implied-amount">.*?</p>', response.content.decode())
+    return len(captured), found.group(0) if found else None
+
+
+def test_a_kept_comparison_follows_a_change_of_the_transparency_setting(client, consortium, world, staff,
+                                                                       django_capture_on_commit_callbacks):
+    dispute = world["disputes"]["reviewed"]
+    with django_capture_on_commit_callbacks(execute=True):
+        dispute_revaluation_order(actor=staff.principal("governance"), dispute=dispute, method="exact")
+    participant = _as(client, _participant(consortium))
+    consortium.transparency = Transparency.OWN
+    consortium.save()
+    assert {row["participant"] for row in participant.get(_url(dispute)).context["comparison_rows"]} == {"alpha"}
+    consortium.transparency = Transparency.ALL
+    consortium.save()
+    shown = {row["participant"] for row in participant.get(_url(dispute)).context["comparison_rows"]}
+    assert shown == {"alpha", "beta", "gamma", "delta-0", "delta-1"}
+    consortium.transparency = Transparency.OWN  # and back: the wider rows are not served again
+    consortium.save()
+    assert {row["participant"] for row in participant.get(_url(dispute)).context["comparison_rows"]} == {"alpha"}
+
+
+def test_the_implied_amount_reads_data_volumes_when_the_policy_blends_them(consortium, vrun, staff,
+                                                                          django_capture_on_commit_callbacks):
+    """Under a policy that weighs data volume, the implied split needs every run's pinned
+    inputs (the volumes); an exact re-valuation of an exact run gives back the drafted amounts."""
+    from incentives.page_selectors import implied_amount
+    from incentives.services import policy_change
+
+    policy = policy_change(actor=staff.principal("governance"), consortium=consortium, blend_alpha="0.5",
+                           note="half by data volume")
+    issued = pools_in_every_state(consortium, vrun, policy=policy)["issued"]
+    statements = {s.participant.slug: s for s in issued.statements.select_related("participant", "pool")}
+    dispute = disputes_in_every_state(consortium, statements, governance=staff.principal("governance"))["reviewed"]
+    with django_capture_on_commit_callbacks(execute=True):
+        dispute_revaluation_order(actor=staff.principal("governance"), dispute=dispute, method="exact")
+    dispute.refresh_from_db()
+    volumes = {s.participant.slug: s.data_volume for s in statements.values()}
+    assert len(set(volumes.values())) > 1  # the blend has something to weigh
+    assert implied_amount(dispute=dispute) == statements["alpha"].amount

@@ -6,15 +6,17 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from consortium.models import Transparency
 from tests.factories import ConsortiumFactory, MembershipFactory, ParticipantFactory
 from tests.incentives.conftest import valued_run
-from valuation.models import ParticipantScore
+from valuation.models import ParticipantScore, ValuationRun
 
 pytestmark = pytest.mark.django_db
 
@@ -87,7 +89,10 @@ def test_all_figures_setting_shows_every_participants_figures(client, member, co
     consortium.save()
     response, page = _page(client, member("participant"))
     assert {row["participant"] for row in response.context["table"].rows} == {"alpha", "beta", "gamma"}
-    assert repr(_score(runs[1], "beta").value) in page
+    beta = _score(runs[1], "beta")  # six significant digits on screen (the CSV is exact)
+    cells = [beta.rank, format(beta.value, ".6g"), format(beta.stderr, ".6g"),
+             f"[{format(beta.ci_low, '.6g')}, {format(beta.ci_high, '.6g')}]"]
+    assert "<td>beta</td>" + "".join(f'<td class="num">{cell}</td>' for cell in cells) in page
     # the time series stays the caller's own organisation's
     assert [row[1] for row in response.context["series"].rows] == [repr(_score(r, "alpha").value) for r in runs]
 
@@ -165,3 +170,43 @@ def test_queries_do_not_grow_with_runs_or_participants(client, django_capture_on
         counts[size] = (_queries(client, participant, url), _queries(client, staff, url + "?participant=p1"))
     assert counts[1] == counts[3], counts
     assert max(counts[3]) <= 12, counts
+
+
+def _many_scored(latest, participants) -> ValuationRun:
+    """A run finished after ``latest`` (same training run) with made-up scores of
+    ``participants``, ranked in their order."""
+    run = ValuationRun.objects.create(
+        consortium=latest.consortium, training_run=latest.training_run, rounds=[0, 1], method="tmc", budget=1000,
+        seed=1, metric="auc", validation_set=latest.validation_set, chunk_budget=100, input_digest="f" * 64,
+        engine_version="1", status="succeeded", finished_at=timezone.now())
+    n = len(participants)
+    ParticipantScore.objects.bulk_create(
+        ParticipantScore(valuation_run=run, participant=p, value=(n - i) / 4, stderr=0.01, ci_low=(n - i) / 4 - 0.02,
+                         ci_high=(n - i) / 4 + 0.02, share=None, rank=i + 1, per_round={"0": (n - i) / 8, "1": (n - i) / 8})
+        for i, p in enumerate(participants))
+    return run
+
+
+def test_many_participants_are_listed_a_page_at_a_time_in_the_same_queries(client, member, consortium, participants,
+                                                                           runs):
+    staff = member("finance")
+    small = _queries(client, staff, URL)
+    more = [ParticipantFactory(consortium=consortium, slug=f"plant-{i:03}") for i in range(57)]
+    _many_scored(runs[1], [*participants, *more])
+    assert _queries(client, staff, URL) == small
+    page = client.get(URL)
+    assert len(page.context["table"].page.object_list) == 50 and "Page 1 of 2 · 60 in all" in page.content.decode()
+    assert [row["participant"] for row in client.get(URL, {"page": "2"}).context["table"].page.object_list] == [
+        f"plant-{i:03}" for i in range(47, 57)]
+    everyone = _csv(client.get(URL, {"format": "csv"}))
+    assert len(everyone) == 61 and everyone[1][:2] == ["alpha", "1"]
+    chooser = client.get(URL, {"participant": "beta"}).content.decode()  # 60 participants to choose from
+    assert '<option value="beta" selected>Beta (beta)</option>' in chooser and chooser.count("<option ") == 60
+
+
+def test_the_participant_chooser_escapes_names_and_keeps_the_choice(client, member, consortium, runs):
+    ParticipantFactory(consortium=consortium, slug="evil", name='<b onclick="x()">Evil & Co</b>')
+    _, page = _page(client, member("finance"), URL + "?participant=gamma")
+    chooser = re.search(r'<select name="participant" id="id_participant">(.*?)</select>', page, re.S).group(1)
+    assert '<option value="evil">&lt;b onclick=&quot;x()&quot;&gt;Evil &amp; Co&lt;/b&gt; (evil)</option>' in chooser
+    assert '<option value="gamma" selected>Gamma (gamma)</option>' in chooser and chooser.count(" selected") == 1

@@ -9,6 +9,7 @@ import json
 import re
 
 import pytest
+from django.core.cache import cache
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
@@ -19,7 +20,7 @@ from tests.factories import ApiKeyFactory, ConsortiumFactory, MembershipFactory,
 from tests.incentives.conftest import valued_run
 from tests.valuation.conftest import LOGISTIC_SPEC, logistic_arrays, npz_bytes
 from tests.valuation.runs.conftest import upload_rounds
-from valuation.models import ValuationChunk, ValuationRun
+from valuation.models import ParticipantScore, ValuationChunk, ValuationRun
 from valuation.services import global_weights_upload, training_run_create, update_upload, valuation_run_fail
 
 pytestmark = pytest.mark.django_db
@@ -68,8 +69,10 @@ def valued(consortium, participants, django_capture_on_commit_callbacks):
 
 
 def queries(client, url) -> int:
-    """How many queries a GET of ``url`` makes (after a first GET has warmed the session)."""
+    """How many queries a GET of ``url`` makes (after a first GET has warmed the session),
+    with nothing in the cache (a run's per-round sums are kept there)."""
     client.get(url)
+    cache.clear()
     with CaptureQueriesContext(connection) as context:
         assert client.get(url).status_code in (200, 286)
     return len(context.captured_queries)
@@ -126,21 +129,59 @@ def _partial_run(consortium, participants):
     return run
 
 
-def test_the_training_run_page_shows_per_round_who_uploaded_and_who_did_not(signed_in, consortium, participants):
+def _cells(page: str) -> list[list[str]]:
+    """The text of each body row of the page's (first) list table, tags left out."""
+    body = re.search(r"<tbody>(.*?)</tbody>", page, re.S).group(1)
+    return [[re.sub(r"<[^>]+>", "", cell).strip() for cell in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)]
+            for row in re.findall(r"<tr>(.*?)</tr>", body, re.S)]
+
+
+def test_the_training_run_page_counts_per_round_who_uploaded_and_who_did_not(signed_in, consortium, participants):
     run = _partial_run(consortium, participants)
     client = signed_in("governance")
     page = client.get(f"/c/acme/runs/{run.pk}/").content.decode()
-    assert "alpha: 120, beta: 80" in page and "2 of 3" in page
-    rows = _csv(client.get(f"/c/acme/runs/{run.pk}/", {"format": "csv"}))
+    assert _cells(page) == [["0", "uploaded", "2 of 3", "200", "1"], ["1", "uploaded", "0 of 3", "0", "3"]]
+    assert f'href="/c/acme/runs/{run.pk}/?round=0"' in page and f'href="/c/acme/runs/{run.pk}/?round=1"' in page
+    rows = _csv(client.get(f"/c/acme/runs/{run.pk}/", {"format": "csv"}))  # the CSV names everyone
+    assert rows[0] == ["Round", "Global weights", "Updates", "Examples", "Uploaded (participant: examples)",
+                       "Not uploaded"]
     assert rows[1] == ["0", "uploaded", "2 of 3", "200", "alpha: 120, beta: 80", "gamma"]
     assert rows[2] == ["1", "uploaded", "0 of 3", "0", "", "alpha, beta, gamma"]
 
 
+def test_a_round_lists_its_updates_with_their_hashes_and_who_is_missing(signed_in, consortium, participants):
+    run = _partial_run(consortium, participants)
+    updates = {u.participant.slug: u for u in run.updates.select_related("participant")}
+    client = signed_in("finance")
+    page = client.get(f"/c/acme/runs/{run.pk}/", {"round": "0"}).content.decode()
+    assert "partial: round 0" in page
+    assert [row[:2] for row in _cells(page)] == [["alpha", "120"], ["beta", "80"]]
+    assert [row[3] for row in _cells(page)] == [f"{updates[s].payload_id[:12]}…" for s in ("alpha", "beta")]
+    assert re.search(r'data-testid="round-missing">gamma<', page)
+    assert run.global_weights.get(round=0).payload_id[:12] in page
+    rows = _csv(client.get(f"/c/acme/runs/{run.pk}/", {"round": "0", "format": "csv"}))
+    assert rows[0] == ["Participant", "Status", "Examples", "Uploaded (UTC)", "Content SHA-256"]
+    assert [row[:3] + row[4:] for row in rows[1:]] == [
+        ["alpha", "uploaded", "120", updates["alpha"].payload_id], ["beta", "uploaded", "80", updates["beta"].payload_id],
+        ["gamma", "not uploaded", "", ""]]
+    assert rows[1][3] == updates["alpha"].created_at.strftime("%Y-%m-%d %H:%M:%S")
+    nobody = client.get(f"/c/acme/runs/{run.pk}/", {"round": "1"}).content.decode()
+    assert "No update in this round yet." in nobody and re.search(r'round-missing">alpha, beta, gamma<', nobody)
+    for missing in ("2", "x", "-1", "0.5", ""):
+        assert client.get(f"/c/acme/runs/{run.pk}/", {"round": missing}).status_code == 404, missing
+
+
 def test_a_participant_sees_only_its_own_updates_on_the_training_run_page(signed_in, consortium, participants):
     run = _partial_run(consortium, participants)
-    rows = _csv(signed_in("participant").get(f"/c/acme/runs/{run.pk}/", {"format": "csv"}))
+    client = signed_in("participant")
+    rows = _csv(client.get(f"/c/acme/runs/{run.pk}/", {"format": "csv"}))
     assert rows[1] == ["0", "uploaded", "1 of 1", "120", "alpha: 120", ""]
     assert all("beta" not in cell and "gamma" not in cell for row in rows for cell in row)
+    page = client.get(f"/c/acme/runs/{run.pk}/", {"round": "0"}).content.decode()
+    assert [row[:2] for row in _cells(page)] == [["alpha", "120"]] and "beta" not in page and "gamma" not in page
+    assert "Every participant has sent its update." in page
+    rows = _csv(client.get(f"/c/acme/runs/{run.pk}/", {"round": "0", "format": "csv"}))
+    assert [row[0] for row in rows[1:]] == ["alpha"]
 
 
 def test_the_training_run_page_reads_in_a_fixed_number_of_queries(
@@ -148,12 +189,16 @@ def test_the_training_run_page_reads_in_a_fixed_number_of_queries(
     client = signed_in("finance")
     small_run = _run_with_uploads(consortium, participants[:1], name="small", rounds=1)
     small = queries(client, f"/c/acme/runs/{small_run.pk}/")
-    assert small <= 10
+    small_round = queries(client, f"/c/acme/runs/{small_run.pk}/?round=0")
+    assert small <= 10 and small_round <= 11
     more = participants + [ParticipantFactory(consortium=consortium, slug=f"plant-{i}") for i in range(3)]
     large_run = _run_with_uploads(consortium, more, name="large", rounds=4)
     with django_assert_num_queries(small):
         page = client.get(f"/c/acme/runs/{large_run.pk}/").content.decode()
     assert "6 of 6" in page
+    with django_assert_num_queries(small_round):
+        page = client.get(f"/c/acme/runs/{large_run.pk}/?round=3").content.decode()
+    assert len(_cells(page)) == 6
 
 
 @pytest.mark.parametrize("path", ["/c/acme/runs/", "/c/acme/runs/{run}/", "/c/acme/valuations/",
@@ -297,6 +342,7 @@ def test_a_finished_run_shows_its_results_table_and_charts_and_stops_polling(sig
     page = client.get(f"/c/acme/valuations/{valued.pk}/").content.decode()
     assert "hx-trigger" not in page
     assert valued.input_digest in page and f"<code>{valued.seed}</code>" in page
+    assert "(as computed: exact in 2 rounds)" in page and "<dt>Rounds</dt><dd>0, 1 <span" in page
     scores = {s.participant.slug: s for s in valued.scores.select_related("participant")}
     table = re.search(r'<table data-testid="results-table">(.*?)</table>', page, re.S).group(1)
     for slug, score in scores.items():
@@ -308,9 +354,17 @@ def test_a_finished_run_shows_its_results_table_and_charts_and_stops_polling(sig
     assert sorted(labels) == sorted(scores)
     assert values["data"]["datasets"][0]["data"] == [scores[slug].value for slug in labels]
     assert values["data"]["datasets"][1]["data"] == [[scores[s].ci_low, scores[s].ci_high] for s in labels]
-    rounds = _chart(page, "rounds-chart")
-    assert [d["label"] for d in rounds["data"]["datasets"]] == ["round 0", "round 1"]
-    assert rounds["data"]["datasets"][1]["data"] == [scores[s].per_round["1"] for s in labels]
+    by_rank = sorted(scores, key=lambda slug: (scores[slug].rank, slug))
+    rounds = _chart(page, "rounds-chart")  # rounds along x, each participant's part stacked
+    assert rounds["data"]["labels"] == ["round 0", "round 1"]
+    assert [d["label"] for d in rounds["data"]["datasets"]] == by_rank
+    for dataset in rounds["data"]["datasets"]:
+        assert dataset["data"] == [scores[dataset["label"]].per_round[t] for t in ("0", "1")]
+    totals = _csv(client.get(f"/c/acme/valuations/{valued.pk}/", {"format": "csv", "list": "rounds"}))
+    assert totals[0] == ["Round", *by_rank, "Total"] and [row[0] for row in totals[1:]] == ["round 0", "round 1"]
+    for row, t in zip(totals[1:], ("0", "1"), strict=True):
+        assert row[1:-1] == [repr(scores[slug].per_round[t]) for slug in by_rank]
+        assert float(row[-1]) == pytest.approx(sum(score.per_round[t] for score in scores.values()))
     assert f"/api/v1/valuation-runs/{valued.pk}/results.csv" in page
     part = client.get(f"/c/acme/valuations/{valued.pk}/progress")
     assert part.status_code == 286 and "hx-trigger" not in part.content.decode()
@@ -358,7 +412,13 @@ def test_a_participant_sees_exactly_what_the_api_shows_it(transparency, signed_i
     table = re.search(r'<table data-testid="results-table">(.*?)</table>', page, re.S).group(1)
     assert re.findall(r'<th scope="row">([\w-]+)</th>', table) == [row["participant"] for row in api]
     assert table.count("not published") == sum("value" not in row for row in api)
-    assert _chart(page, "values-chart")["data"]["labels"] == [row["participant"] for row in api if "value" in row]
+    with_figures = [row for row in api if "value" in row]
+    assert _chart(page, "values-chart")["data"]["labels"] == [row["participant"] for row in with_figures]
+    rounds = _chart(page, "rounds-chart")  # the rounds of the rows whose figures the API shows
+    assert [d["label"] for d in rounds["data"]["datasets"]] == [row["participant"] for row in with_figures]
+    totals = _csv(client.get(f"/c/acme/valuations/{valued.pk}/", {"format": "csv", "list": "rounds"}))
+    for row, t in zip(totals[1:], ("0", "1"), strict=True):
+        assert float(row[-1]) == pytest.approx(sum(api_row["per_round"][t] for api_row in with_figures))
 
 
 def test_the_run_page_reads_in_a_fixed_number_of_queries(
@@ -366,14 +426,17 @@ def test_the_run_page_reads_in_a_fixed_number_of_queries(
     client = signed_in("finance")
     small = queries(client, f"/c/acme/valuations/{valued.pk}/")
     small_part = queries(client, f"/c/acme/valuations/{valued.pk}/progress")
-    assert small <= 9 and small_part <= 8
+    assert small <= 11 and small_part <= 10
     more = participants + [ParticipantFactory(consortium=consortium, slug=f"plant-{i}") for i in range(4)]
     with django_capture_on_commit_callbacks(execute=True):
         large = valued_run(consortium, more, seed=5, rounds=3)
     with django_assert_num_queries(small):
         page = client.get(f"/c/acme/valuations/{large.pk}/").content.decode()
     assert "plant-3" in page
+    cache.clear()
     with django_assert_num_queries(small_part):
+        client.get(f"/c/acme/valuations/{large.pk}/progress")
+    with django_assert_num_queries(small_part - 2):  # the per-round table is in the cache now
         client.get(f"/c/acme/valuations/{large.pk}/progress")
 
 
@@ -386,3 +449,46 @@ def test_a_participant_is_not_told_who_requested_a_run(member, valued):
     assert "Start a valuation" not in listing
     rows = _csv(client.get("/c/acme/valuations/", {"format": "csv"}))
     assert "Requested by" not in rows[0] and len(rows) == 2
+
+
+def _scored_run(valued, participants, rounds: int) -> ValuationRun:
+    """A succeeded run of ``valued``'s training run with made-up scores of ``participants``
+    (ranked in their order, each value spread evenly over ``rounds`` rounds)."""
+    run = ValuationRun.objects.create(
+        consortium=valued.consortium, training_run=valued.training_run, rounds=list(range(rounds)), method="tmc",
+        budget=1000, seed=1, metric="auc", validation_set=valued.validation_set, chunk_budget=100,
+        input_digest="e" * 64, engine_version="1", status="succeeded")
+    n = len(participants)
+    ParticipantScore.objects.bulk_create(
+        ParticipantScore(valuation_run=run, participant=p, value=(n - i) / 8, stderr=0.01, ci_low=(n - i) / 8 - 0.02,
+                         ci_high=(n - i) / 8 + 0.02, share=None, rank=i + 1,
+                         per_round={str(t): (n - i) / 8 / rounds for t in range(rounds)})
+        for i, p in enumerate(participants))
+    return run
+
+
+def test_a_run_of_many_participants_and_rounds_shows_a_page_of_them_and_sums_its_rounds(
+        signed_in, valued, consortium, participants, django_assert_num_queries):
+    client = signed_in("finance")
+    small = queries(client, f"/c/acme/valuations/{valued.pk}/")
+    more = [ParticipantFactory(consortium=consortium, slug=f"plant-{i:03}") for i in range(117)]
+    run = _scored_run(valued, [*participants, *more], rounds=40)  # 120 participants x 40 rounds
+    with django_assert_num_queries(small):
+        page = client.get(f"/c/acme/valuations/{run.pk}/").content.decode()
+    table = re.search(r'<table data-testid="results-table">(.*?)</table>', page, re.S).group(1)
+    assert len(re.findall(r'<th scope="row">', table)) == 50 and "Page 1 of 3 · 120 participants in all" in page
+    assert "<dt>Rounds</dt><dd>0–39 <span class=\"muted\">(40 in all)</span>" in page
+    assert len(_chart(page, "values-chart")["data"]["labels"]) == 50
+    rounds = _chart(page, "rounds-chart")
+    assert len(rounds["data"]["labels"]) == 40
+    assert [d["label"] for d in rounds["data"]["datasets"]] == ["alpha", "beta", "gamma", "plant-000", "plant-001",
+                                                                  "All others"]
+    others = sum(120 - i for i in range(5, 120)) / 8 / 40
+    assert rounds["data"]["datasets"][-1]["data"][0] == pytest.approx(others)
+    last = client.get(f"/c/acme/valuations/{run.pk}/", {"page": "3"}).content.decode()
+    table = re.search(r'<table data-testid="results-table">(.*?)</table>', last, re.S).group(1)
+    assert len(re.findall(r'<th scope="row">', table)) == 20 and '<th scope="row">plant-116</th>' in table
+    assert 'href="?page=2" rel="prev"' in last
+    totals = _csv(client.get(f"/c/acme/valuations/{run.pk}/", {"format": "csv", "list": "rounds"}))
+    assert len(totals) == 41 and float(totals[1][-1]) == pytest.approx(sum(range(1, 121)) / 8 / 40)
+    assert float(totals[1][-2]) == pytest.approx(others)
