@@ -23,6 +23,10 @@ CHROMIUM = "/usr/bin/chromium"
 WIDTH, HEIGHT = 1280, 860
 
 
+# Pages whose charts sit below the first screen are photographed whole.
+WHOLE_PAGE = {"03-finance-valuation-run", "05-participant-contribution"}
+
+
 def _shots(consortium: Consortium) -> list[tuple[str, str | None, str]]:
     """(file name, login or None, path) of each screenshot, in the README's order."""
     from incentives.models import Dispute, RevenuePool, Statement
@@ -98,7 +102,7 @@ class Command(BaseCommand):
                         raise CommandError(f"{path} as {login or 'a visitor'} answered "
                                            f"{response.status if response else 'nothing'}")
                     page.wait_for_load_state("networkidle")
-                    page.screenshot(path=str(folder / f"{name}.png"), full_page=False)
+                    page.screenshot(path=str(folder / f"{name}.png"), full_page=name in WHOLE_PAGE)
                     page.close()
                     self.stdout.write(f"  {name}.png  {path}")
             finally:
