@@ -8,14 +8,12 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from django.core.cache import cache
-
-from consortium.access import Capability, Principal, figures_visibility
+from consortium.access import Capability, Principal
 from consortium.models import Consortium
 from core.charts import interval_chart
 from core.listing import Column, Table
 from core.templatetags.figures import figure, percent
-from incentives.dispute_selectors import dispute_comparison
+from incentives.dispute_figures import dispute_comparison_kept
 from incentives.documents import share_decimal
 from incentives.models import Dispute
 from incentives.page_selectors import is_overdue
@@ -31,7 +29,8 @@ def dispute_context(*, principal: Principal, consortium: Consortium, dispute: Di
     currency = dispute.statement.pool.currency
     events = [{"event": e, "label": ACTION_LABELS.get(e.action, e.action), "details": _details(e, currency)}
               for e in dispute.events.all()]
-    comparison = _comparison(principal, consortium, dispute) if dispute.revaluation_id else None
+    comparison = (dispute_comparison_kept(principal=principal, consortium=consortium, dispute=dispute)
+                  if dispute.revaluation_id else None)
     rows = _comparison_rows(comparison, dispute) if comparison else []
     return {
         "consortium": consortium, "role": principal.role_in(consortium), "dispute": dispute,
@@ -48,27 +47,6 @@ def dispute_context(*, principal: Principal, consortium: Consortium, dispute: Di
                            if dispute.revised_statement_id else None),
         "forms": forms, "can_resolve": principal.can(consortium, Capability.RESOLVE_DISPUTES),
     }
-
-
-COMPARISON_CACHE_SECONDS = 24 * 3600
-
-
-def _comparison(principal: Principal, consortium: Consortium, dispute: Dispute) -> dict:
-    """``dispute_comparison``, kept in the cache once the re-valuation has succeeded: both
-    runs' scores are final then, and the key names everything the rows depend on (the two
-    runs and what the caller may see of the others)."""
-    seen = figures_visibility(principal, consortium)
-    own = principal.own_participant(consortium)
-    key = (f"dispute-comparison:{dispute.pk}:{dispute.revalued_run_id}:{dispute.revaluation_id}:{seen}:"
-           f"{own.pk if own else '-'}")
-    rows = cache.get(key)
-    if rows is not None:
-        return {"dispute": dispute.pk, "participant": dispute.participant.slug, "old_run": dispute.revalued_run,
-                "new_run": dispute.revaluation, "rows": rows}
-    comparison = dispute_comparison(principal=principal, dispute=dispute)
-    if comparison["rows"]:  # nothing final to keep before the re-valuation has succeeded
-        cache.set(key, comparison["rows"], timeout=COMPARISON_CACHE_SECONDS)
-    return comparison
 
 
 def line_figure(dispute: Dispute) -> str:

@@ -72,15 +72,23 @@ def dispute_comparison(*, principal: Principal, dispute: Dispute) -> dict:
     if old_run is None or new_run is None or new_run.status != ValuationRun.Status.SUCCEEDED:
         return result
     consortium = dispute.statement.pool.consortium
+    if figures_visibility(principal, consortium) == Transparency.ALL:
+        result["rows"] = comparison_rows(old_run=old_run, new_run=new_run)
+    elif (own := principal.own_participant(consortium)) is not None:
+        result["rows"] = comparison_rows(old_run=old_run, new_run=new_run, only=own)
+    return result
+
+
+def comparison_rows(*, old_run: ValuationRun, new_run: ValuationRun, only=None) -> list[dict]:
+    """The comparison's rows, by participant slug: every participant's, or ``only`` one's."""
     scores = ParticipantScore.objects.filter(valuation_run__in=[old_run, new_run])
-    if figures_visibility(principal, consortium) != Transparency.ALL:
-        scores = scores.filter(participant=principal.own_participant(consortium))
+    if only is not None:
+        scores = scores.filter(participant=only)
     by_slug: dict[str, dict] = {}
     # Plain rows, not model instances: a comparison reads every participant's score in two runs.
     for run_id, slug, *figures in scores.values_list("valuation_run_id", "participant__slug", *_FIGURES):
         by_slug.setdefault(slug, {})["old" if run_id == old_run.pk else "new"] = dict(zip(_FIGURES, figures))
-    result["rows"] = [_row(slug, sides.get("old"), sides.get("new")) for slug, sides in sorted(by_slug.items())]
-    return result
+    return [_row(slug, sides.get("old"), sides.get("new")) for slug, sides in sorted(by_slug.items())]
 
 
 _FIGURES = ("value", "stderr", "ci_low", "ci_high", "share")  # the API shows all but the share

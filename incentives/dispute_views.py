@@ -13,7 +13,6 @@ from __future__ import annotations
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.cache import cache
 from django.http import HttpResponse, HttpResponseNotAllowed
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
@@ -24,10 +23,11 @@ from core.forms import form_add_service_error
 from core.listing import Column, Table, filter_form, filter_values, table_csv
 from incentives.access import statement_get
 from incentives.dispute_context import comparison_texts, dispute_context, revaluation_status
+from incentives.dispute_figures import dispute_implied_kept
 from incentives.dispute_forms import DecisionForm, DisputeFileForm, DisputeFilters, RevaluationForm, ReviewForm
 from incentives.dispute_selectors import dispute_get
 from incentives.models import Dispute, Statement
-from incentives.page_selectors import dispute_queue, implied_amount, is_overdue
+from incentives.page_selectors import dispute_queue, is_overdue
 from incentives.pool_selectors import pool_runs
 from incentives.services import dispute_decide, dispute_file, dispute_revaluation_order, dispute_review
 from ledger.currencies import money_text
@@ -166,7 +166,6 @@ def _revaluation_part(request, consortium, dispute):
 # -- governance's actions -----------------------------------------------------------------------
 
 ACTIONS = ("review", "revaluation", "decide")
-IMPLIED_CACHE_SECONDS = 24 * 3600
 
 
 @login_required
@@ -225,23 +224,8 @@ def _done_message(action: str, dispute: Dispute) -> str:
 
 
 def _implied(principal, consortium, dispute: Dispute):
-    """The amount the re-valuation implies (staff only: it rests on every participant's figures).
-
-    Splitting the pool again reads every participant's figures in both runs (about 60 ms at
-    200 participants); the answer cannot change once the re-valuation has succeeded (its
-    scores, the issued pool, its policy and carried amounts are all fixed), so it is kept in
-    the cache under the dispute, the re-valuation and the disputed statement."""
-    if not principal.can(consortium, Capability.VIEW_ALL):
-        return None
-    key = f"dispute-implied:{dispute.pk}:{dispute.revaluation_id}:{dispute.statement_id}"
-    cached = cache.get(key)
-    if cached is None:
-        amount = implied_amount(dispute=dispute)
-        if amount is None:  # nothing to keep before the re-valuation has succeeded
-            return None
-        cache.set(key, {"amount": amount}, timeout=IMPLIED_CACHE_SECONDS)
-        return amount
-    return cached["amount"]
+    """The amount the re-valuation implies (staff only: it rests on every participant's figures)."""
+    return dispute_implied_kept(dispute=dispute) if principal.can(consortium, Capability.VIEW_ALL) else None
 
 
 def _pool_runs(dispute: Dispute) -> list:

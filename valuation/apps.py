@@ -11,7 +11,11 @@ class ValuationConfig(AppConfig):
 
     def ready(self) -> None:
         checks.register(check_valuation_limits, checks.Tags.compatibility)
-        from valuation import page_selectors  # noqa: F401  (registers its sections of the consortium overview)
+        from valuation import page_selectors  # registers its sections of the consortium overview
+        from valuation.signals import valuation_run_succeeded
+
+        valuation_run_succeeded.connect(page_selectors.valuation_run_figures_prepare,
+                                        dispatch_uid="valuation.valuation_run_figures_prepare")
 
 
 def check_valuation_limits(app_configs=None, **kwargs) -> list[checks.CheckMessage]:

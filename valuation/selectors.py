@@ -101,13 +101,14 @@ def valuation_run_scores(*, principal: Principal, valuation_run: ValuationRun) -
     for score in _ranked_scores().filter(valuation_run=valuation_run) if scores is None else scores:
         mine = own is not None and score.participant_id == own.pk
         if visibility == Transparency.ALL or mine:
-            rows.append(_score_row(score))
+            rows.append(score_row(score))
         elif visibility == Transparency.RANKS:
             rows.append({"participant": score.participant.slug, "rank": score.rank})
     return rows
 
 
-def _score_row(score: ParticipantScore) -> dict:
+def score_row(score: ParticipantScore) -> dict:
+    """Every figure of one score (what a caller who sees all figures gets)."""
     return {
         "participant": score.participant.slug,
         "value": score.value,

@@ -24,6 +24,7 @@ from valuation.access import training_run_get
 from valuation.forms import ValuationRunFilters, ValuationStartForm
 from valuation.models import ValuationRun
 from valuation.page_selectors import (
+    ROUND_LEADERS,
     VisibleScores,
     progress_percent,
     training_run_round,
@@ -39,8 +40,6 @@ from valuation.selectors import validation_set_active, valuation_run_progress
 
 # htmx stops polling an element when its request is answered with this status.
 STOP_POLLING = 286
-# The per-round chart stacks this many participants (by rank) and sums the others.
-LEADERS = 5
 
 
 def _when(value, form: str = "%Y-%m-%d %H:%M") -> str:
@@ -311,7 +310,7 @@ def _values_chart(run: ValuationRun, scores: list[dict]):
 def _rounds_chart(run: ValuationRun, scores: VisibleScores):
     """Per round, the leading participants' values stacked, then all the others' (the
     numbers table adds each round's total)."""
-    table = scores.by_round(LEADERS)
+    table = scores.by_round(ROUND_LEADERS)
     if table is None:
         return None
     columns, rows = table
@@ -325,7 +324,7 @@ def _rounds_chart(run: ValuationRun, scores: VisibleScores):
 
 def _rounds_csv(principal, run: ValuationRun):
     """The per-round chart's numbers, exact (numbers stay numbers: never formula-escaped)."""
-    columns, rows = VisibleScores(principal=principal, valuation_run=run).by_round(LEADERS) or (["Round", "Total"], [])
+    columns, rows = VisibleScores(principal=principal, valuation_run=run).by_round(ROUND_LEADERS) or (["Round", "Total"], [])
     table = Table(columns=[Column(name, lambda row, i=i: row[i]) for i, name in enumerate(columns)],
                   rows=rows, caption="", filename=f"valuation-{run.pk}-rounds")
     return table_csv(table)

@@ -481,3 +481,37 @@ def test_the_implied_amount_reads_data_volumes_when_the_policy_blends_them(conso
     volumes = {s.participant.slug: s.data_volume for s in statements.values()}
     assert len(set(volumes.values())) > 1  # the blend has something to weigh
     assert implied_amount(dispute=dispute) == statements["alpha"].amount
+
+
+def test_a_finished_revaluation_prepares_the_comparison_and_the_implied_amount(client, world, staff,
+                                                                               django_capture_on_commit_callbacks):
+    """When the re-valuation succeeds, the figures are kept before anyone asks: governance's
+    first view reads no score (and shows the same figures as a view computed afresh)."""
+    dispute = world["disputes"]["reviewed"]
+    cache.clear()
+    with django_capture_on_commit_callbacks(execute=True):
+        dispute_revaluation_order(actor=staff.principal("governance"), dispute=dispute, method="exact")
+    client.force_login(staff.users["governance"])
+    with CaptureQueriesContext(connection) as captured:
+        first = client.get(_url(dispute))
+    assert not [q for q in captured if "valuation_participantscore" in q["sql"]]
+    cache.clear()
+    again = client.get(_url(dispute))
+    assert first.context["comparison_rows"] == again.context["comparison_rows"] != []
+    assert first.context["implied"] == again.context["implied"] is not None
+
+
+def test_a_failing_preparation_never_fails_the_revaluation(client, world, staff, django_capture_on_commit_callbacks,
+                                                           monkeypatch, caplog):
+    from incentives import dispute_figures
+
+    def broken(**kwargs):
+        raise RuntimeError("cache down")
+
+    monkeypatch.setattr(dispute_figures, "dispute_implied_kept", broken)
+    dispute = world["disputes"]["reviewed"]
+    with django_capture_on_commit_callbacks(execute=True):
+        dispute_revaluation_order(actor=staff.principal("governance"), dispute=dispute, method="exact")
+    dispute.refresh_from_db()
+    assert dispute.revaluation.status == "succeeded"
+    assert "valuation_run_succeeded receiver failed" in caplog.text

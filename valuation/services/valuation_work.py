@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from functools import lru_cache
+import logging
+from functools import lru_cache, partial
 
 import numpy as np
 from django.db import transaction
@@ -33,6 +34,9 @@ from valuation.models import CoalitionUtility, ParticipantScore, TrainingRun, Ut
 from valuation.npz import npz_read
 from valuation.services.payloads import payload_bytes
 from valuation.services.valuation_runs import RoundInputs, input_digest, minimum_budget, round_inputs
+from valuation.signals import valuation_run_succeeded
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["valuation_chunk_run", "valuation_run_finish", "valuation_run_plan"]
 
@@ -234,7 +238,15 @@ def valuation_run_finish(*, valuation_run_id) -> ValuationRun:
         run.progress_done = max(run.progress_done, run.progress_total)
         run.save(update_fields=["status", "finished_at", "evaluations", "details", "ledger_entry_seq",
                                 "progress_done"])
+        transaction.on_commit(partial(_announce_success, run))
     return run
+
+
+def _announce_success(run: ValuationRun) -> None:
+    for receiver, outcome in valuation_run_succeeded.send_robust(sender=ValuationRun, run=run):
+        if isinstance(outcome, Exception):
+            logger.error("valuation_run_succeeded receiver failed", exc_info=outcome,
+                         extra={"valuation_run": str(run.pk), "receiver": getattr(receiver, "__qualname__", "?")})
 
 
 def _combine(run: ValuationRun):
