@@ -16,11 +16,11 @@ from playwright.sync_api import expect
 
 from ledger import signing
 from ledger.services import checkpoint_create, entry_append, inclusion_proof_get
+from tests.browser.steps import csp_violations, sign_in
 from tests.factories import ConsortiumFactory, MembershipFactory, ParticipantFactory, UserFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-PASSWORD = "correct horse battery staple"
 VERIFIER = Path(settings.BASE_DIR) / "ledger" / "verify_export.py"
 # The verifier runs with Django and the project made unimportable: it must need neither.
 ISOLATED = ("import runpy, sys; sys.modules.update({'django': None, 'ledger': None, 'consortium': None}); "
@@ -58,14 +58,9 @@ def _read_only(page) -> None:
 
 def test_an_auditor_filters_the_ledger_checks_a_proof_and_verifies_the_export(page, live_server, tmp_path):
     MembershipFactory(user=UserFactory(username="auditor@acme.test"), role="auditor", consortium=_ledger())
-    violations = []
-    page.on("console", lambda message: violations.append(message.text)
-            if "Content Security Policy" in message.text else None)
+    violations = csp_violations(page)
 
-    page.goto(f"{live_server.url}/login/")
-    page.get_by_label("Email").fill("auditor@acme.test")
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
+    sign_in(page, live_server.url, "auditor@acme.test")
     page.get_by_role("link", name="Acme Consortium").click()
     expect(page.get_by_role("heading", name="Acme Consortium")).to_be_visible()
     page.get_by_role("navigation", name="Main").get_by_role("link", name="Ledger").click()

@@ -11,6 +11,7 @@ import pytest
 from playwright.sync_api import expect
 
 from consortium.access import Principal
+from tests.browser.steps import csp_violations, sign_in
 from tests.factories import ApiKeyFactory, ConsortiumFactory, MembershipFactory, ParticipantFactory, UserFactory
 from tests.valuation.conftest import LOGISTIC_SPEC
 from tests.valuation.runs.conftest import upload_rounds
@@ -20,20 +21,10 @@ from valuation.services import valuation_runs as valuation_run_services
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-PASSWORD = "correct horse battery staple"
-
 
 def _sign_in(page, base_url, username):
-    page.goto(f"{base_url}/login/")
-    page.get_by_label("Email").fill(username)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
+    sign_in(page, base_url, username)
     expect(page.get_by_role("heading", name="Your consortia")).to_be_visible()
-
-
-def _watch_csp(page, violations: list) -> None:
-    page.on("console", lambda message: violations.append(message.text)
-            if "Content Security Policy" in message.text else None)
 
 
 @pytest.fixture
@@ -54,7 +45,7 @@ def world():
 def test_finance_values_a_training_run_then_drafts_approves_and_issues_a_pool(
         page, browser, live_server, world, monkeypatch):
     violations: list[str] = []
-    _watch_csp(page, violations)
+    csp_violations(page, violations)
     base = live_server.url
     _sign_in(page, base, world["users"][0])
     page.get_by_role("link", name="Acme Consortium").click()
@@ -121,7 +112,7 @@ def test_finance_values_a_training_run_then_drafts_approves_and_issues_a_pool(
     for username, approvals in ((world["users"][1], "1 of 2"), (world["users"][2], "2 of 2")):
         context = browser.new_context()
         other = context.new_page()
-        _watch_csp(other, violations)
+        csp_violations(other, violations)
         _sign_in(other, base, username)
         other.goto(pool_url)
         other.get_by_role("button", name="Approve statements").click()

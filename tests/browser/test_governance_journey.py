@@ -13,7 +13,8 @@ from consortium.access import Principal
 from incentives.models import Statement
 from incentives.services import dispute_file
 from ledger.currencies import money_text
-from tests.browser.test_participant_journey import issued_pool, sign_in
+from tests.browser.steps import csp_violations, sign_in
+from tests.browser.test_participant_journey import issued_pool
 from tests.factories import ApiKeyFactory, ConsortiumFactory, MembershipFactory, ParticipantFactory, UserFactory
 from tests.valuation.conftest import LOGISTIC_SPEC
 from tests.valuation.runs.conftest import upload_rounds
@@ -43,9 +44,7 @@ def test_governance_revalues_compares_and_upholds_a_dispute(page, live_server):
     dispute = dispute_file(actor=Principal(user=filer), statement=original, line="contribution",
                            reason="Sampling on 16 coalitions is too coarse for a payout.")
     MembershipFactory(user=UserFactory(username="governance@acme.test"), consortium=consortium, role="governance")
-    violations = []
-    page.on("console", lambda message: violations.append(message.text)
-            if "Content Security Policy" in message.text else None)
+    violations = csp_violations(page)
 
     sign_in(page, live_server.url, "governance@acme.test")
     page.get_by_role("link", name="Acme Consortium").click()

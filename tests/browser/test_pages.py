@@ -3,24 +3,18 @@
 import pytest
 from playwright.sync_api import expect
 
+from tests.browser.steps import csp_violations, sign_in
 from tests.factories import MembershipFactory, UserFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-PASSWORD = "correct horse battery staple"
 
-
-def _sign_in(page, base_url, username):
-    page.goto(f"{base_url}/login/")
-    page.get_by_label("Email").fill(username)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
 
 
 def test_finance_signs_in_and_manages_an_api_key(page, live_server):
     membership = MembershipFactory(user=UserFactory(username="finance@acme.test"), role="finance",
                                    consortium__slug="acme", consortium__name="Acme Consortium")
-    _sign_in(page, live_server.url, membership.user.username)
+    sign_in(page, live_server.url, membership.user.username)
     expect(page.get_by_role("heading", name="Your consortia")).to_be_visible()
 
     page.get_by_role("link", name="Acme Consortium").click()
@@ -52,12 +46,10 @@ def test_a_wrong_password_keeps_the_visitor_on_the_sign_in_page(page, live_serve
 def test_pages_and_the_api_docs_run_under_the_content_security_policy(page, live_server):
     membership = MembershipFactory(user=UserFactory(username="auditor@acme.test"), role="auditor",
                                    consortium__slug="acme", consortium__name="Acme Consortium")
-    violations = []
-    page.on("console", lambda message: violations.append(message.text)
-            if "Content Security Policy" in message.text else None)
+    violations = csp_violations(page)
     response = page.goto(f"{live_server.url}/login/")
     assert "script-src 'self'" in response.headers["content-security-policy"]
-    _sign_in(page, live_server.url, membership.user.username)
+    sign_in(page, live_server.url, membership.user.username)
     for path in ("/", "/c/acme/", "/c/acme/audit/", "/c/acme/api-keys/"):
         page.goto(f"{live_server.url}{path}")
     page.goto(f"{live_server.url}/api/v1/docs/")

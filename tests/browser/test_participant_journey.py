@@ -15,12 +15,12 @@ from playwright.sync_api import expect
 from consortium.access import Principal
 from incentives.services import pool_approve, pool_create, pool_issue, pool_statements_draft
 from ledger.currencies import money_text
+from tests.browser.steps import csp_violations, sign_in
 from tests.factories import ConsortiumFactory, MembershipFactory, ParticipantFactory, UserFactory
 from tests.incentives.conftest import valued_run
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-PASSWORD = "correct horse battery staple"
 
 
 def issued_pool(consortium, run):
@@ -34,12 +34,6 @@ def issued_pool(consortium, run):
     pool_approve(actor=second, pool=pool)
     return pool_issue(actor=first, pool=pool)
 
-
-def sign_in(page, base_url, username):
-    page.goto(f"{base_url}/login/")
-    page.get_by_label("Email").fill(username)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
 
 
 def test_a_participant_downloads_its_statement_and_disputes_a_line(page, live_server):
@@ -57,9 +51,7 @@ def test_a_participant_downloads_its_statement_and_disputes_a_line(page, live_se
     value = run.scores.get(participant=own).value
     MembershipFactory(user=UserFactory(username="plant@acme.test"), consortium=consortium, role="participant",
                       participant=own)
-    violations = []
-    page.on("console", lambda message: violations.append(message.text)
-            if "Content Security Policy" in message.text else None)
+    violations = csp_violations(page)
 
     sign_in(page, live_server.url, "plant@acme.test")
     page.get_by_role("link", name="Acme Consortium").click()
