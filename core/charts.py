@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from django.utils.html import format_html, format_html_join
+
 ACCENT = "#0f5c8c"
 BAND = "rgba(15, 92, 140, 0.18)"
 INTERVAL = "rgba(15, 92, 140, 0.35)"
@@ -30,6 +32,14 @@ class Chart:
     @property
     def config_id(self) -> str:
         return f"{self.id}-config"
+
+    @property
+    def rows_html(self) -> list[str]:
+        """The numbers table's rows (the first cell a row header), written in one pass with
+        every text escaped: a table of 50 rounds through template tags costs milliseconds."""
+        return [format_html_join("", "{}", ((format_html('<th scope="row">{}</th>', row[0]),),
+                                            *((format_html('<td class="num">{}</td>', cell),) for cell in row[1:])))
+                for row in self.rows]
 
 
 def _options(*, y_title: str, legend: bool = True) -> dict:

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from django import forms
 from django.core.paginator import Paginator
 from django.shortcuts import render
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
 
 from core.spreadsheet import csv_download
 
@@ -60,8 +62,22 @@ class Table:
 
     @property
     def cells(self) -> list[list[Cell]]:
-        """The current page's rows as cells, for the ``partials/table.html`` template."""
+        """The current page's rows as cells."""
         return [[_cell(column, row) for column in self.columns] for row in self.page.object_list]
+
+    @property
+    def rows_html(self) -> list[str]:
+        """The current page's rows as the cells' HTML, for ``partials/table.html``: written
+        here in one pass (every text escaped) rather than by template tags per cell, which
+        cost most of a long page's time."""
+        return [format_html_join("", "{}", ((_cell_html(cell),) for cell in row)) for row in self.cells]
+
+
+def _cell_html(cell: Cell) -> str:
+    attributes = mark_safe(' class="num"') if cell.numeric else ""
+    if cell.link:
+        return format_html('<td{}><a href="{}">{}</a></td>', attributes, cell.link, cell.text)
+    return format_html("<td{}>{}</td>", attributes, cell.text)
 
 
 def _cell(column: Column, row) -> Cell:

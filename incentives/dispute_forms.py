@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from django import forms
 
+from core.forms import PlainSelect
 from incentives.models import Dispute
 from incentives.page_selectors import UNDECIDED
 from valuation.services.valuation_runs import METHOD_NAMES
@@ -32,11 +33,11 @@ class ReviewForm(forms.Form):
 
 class RevaluationForm(forms.Form):
     method = forms.ChoiceField(label="Method", choices=[(m, m) for m in METHOD_NAMES], initial="exact",
-                               help_text="exact values every coalition; an approximate method needs a budget.")
+                               widget=PlainSelect, help_text="exact values every coalition; an approximate method needs a budget.")
     budget = forms.IntegerField(label="Budget (utility evaluations)", required=False, min_value=1,
                                 help_text="Leave empty for exact.")
     seed = forms.IntegerField(label="Seed", required=False, min_value=0, help_text="Empty: a new random seed.")
-    valuation_run = forms.ChoiceField(label="Valuation run to redo", required=False)
+    valuation_run = forms.ChoiceField(label="Valuation run to redo", required=False, widget=PlainSelect)
 
     def __init__(self, *args, runs=(), **kwargs):
         super().__init__(*args, auto_id="revaluation-%s", **kwargs)

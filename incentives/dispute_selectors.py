@@ -5,7 +5,7 @@ reads none), and the side-by-side comparison of a re-valuation with the run it r
 from __future__ import annotations
 
 from django.core.exceptions import ValidationError
-from django.db.models import Prefetch, Q
+from django.db.models import Q
 
 from consortium.access import Capability, Principal, figures_visibility, require
 from consortium.models import Transparency
@@ -17,10 +17,8 @@ _RELATED = ("statement", "statement__pool", "statement__pool__consortium", "part
             "revaluation", "revalued_run", "revised_statement")
 # One dispute: the joins it is checked and shown with; the rest by primary key afterwards (an
 # eleven-table join costs about 3 ms to plan on PostgreSQL, three lookups by key far less).
-_JOINED = ("statement__pool", "participant")
-_FETCHED = ("filed_by", "decided_by", "revised_statement",
-            *(Prefetch(run, queryset=ValuationRun.objects.defer(*ValuationRun.HEAVY_FIELDS))
-              for run in ("revaluation", "revalued_run")))
+_JOINED = ("statement__pool", "participant", "revaluation", "revalued_run")
+_FETCHED = ("filed_by", "decided_by", "revised_statement")
 # A run's pinned inputs and per-round details are large (every update of every round) and no
 # dispute view reads them; the services that need them load the run themselves.
 _UNREAD = (*(f"{run}__{field}" for run in ("revaluation", "revalued_run") for field in ValuationRun.HEAVY_FIELDS),
@@ -48,7 +46,7 @@ def dispute_get(principal: Principal, dispute_id, capability: Capability = Capab
     try:
         dispute = (Dispute.objects.filter(statement__pool__consortium_id__in=consortia)
                    .select_related(*_JOINED).prefetch_related(*_FETCHED)
-                   .defer(*(f"statement__{field}" for field in Statement.HEAVY_FIELDS)).get(pk=dispute_id))
+                   .defer(*_UNREAD).get(pk=dispute_id))
     except (Dispute.DoesNotExist, ValidationError, ValueError):
         raise NotFound("No such dispute.") from None
     consortium = dispute.statement.pool.consortium = consortia[dispute.statement.pool.consortium_id]

@@ -15,6 +15,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import redirect
 from django.urls import reverse
+from django.utils.html import format_html
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from consortium.access import Capability, consortium_get, principal_for, require
@@ -84,6 +85,20 @@ def row_link(name: str, *args) -> Callable:
     return lambda pk: f"{before}{pk}{after}"
 
 
+def _statement_row_html(statement) -> str:
+    """The row's cells, written in one pass (every text escaped): fifty rows through template
+    tags cost most of the page."""
+    superseded = statement.status == "superseded"
+    amount = format_html("<s>{}</s>", statement.amount_text) if superseded else statement.amount_text
+    return format_html(
+        '<th scope="row"><a href="{}">{}</a></th><td class="num">{}</td><td><span class="badge {}">{}</span></td>'
+        '<td class="num">{}</td><td class="num">{}</td><td class="num">{}</td><td class="num">{}</td>'
+        '<td class="num">{}</td><td class="num" data-testid="statement-amount">{}</td>',
+        statement.url, statement.participant.slug, statement.version, statement.status, statement.status,
+        statement.contribution_text, statement.share_text, statement.allocated_text, statement.carried_in_text,
+        statement.carried_out_text, amount)
+
+
 def _statement_texts(slug: str) -> Callable:
     """A row's display texts and its link."""
     link = row_link("statement-page", slug)
@@ -95,6 +110,7 @@ def _statement_texts(slug: str) -> Callable:
         statement.share_text = share_percent(statement.share)
         statement.contribution_text = format(statement.contribution, ".6g")
         statement.url = link(statement.pk)
+        statement.row_html = _statement_row_html(statement)
         return statement
 
     return texts
