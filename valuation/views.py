@@ -19,6 +19,7 @@ from core.charts import bar_chart, interval_chart
 from core.errors import NotFound, ServiceError
 from core.forms import form_add_service_error
 from core.listing import PAGE_SIZE, Column, Table, filter_form, filter_values, table_csv, table_response
+from core.templatetags.figures import figure, percent
 from valuation import services
 from valuation.access import training_run_get
 from valuation.forms import ValuationRunFilters, ValuationStartForm
@@ -48,15 +49,6 @@ def _when(value, form: str = "%Y-%m-%d %H:%M") -> str:
 
 def _second(value) -> str:
     return _when(value, "%Y-%m-%d %H:%M:%S")
-
-
-def _figure(value) -> str:
-    """A valuation figure for reading: six significant digits (the CSV and JSON are exact)."""
-    return "" if value is None else format(value, ".6g")
-
-
-def _share(value) -> str:
-    return "" if value is None else f"{100 * value:.2f} %"
 
 
 # -- training runs ---------------------------------------------------------------------
@@ -286,9 +278,9 @@ def _rounds_text(rounds: list[int]) -> str:
 
 
 def _score_rows(scores: list[dict]) -> list[dict]:
-    return [{"participant": row["participant"], "rank": row["rank"], "value": _figure(row.get("value")),
-             "stderr": _figure(row.get("stderr")), "ci_low": _figure(row.get("ci_low")),
-             "ci_high": _figure(row.get("ci_high")), "share": _share(row.get("share")), "figures": "value" in row}
+    return [{"participant": row["participant"], "rank": row["rank"], "value": figure(row.get("value")),
+             "stderr": figure(row.get("stderr")), "ci_low": figure(row.get("ci_low")),
+             "ci_high": figure(row.get("ci_high")), "share": percent(row.get("share")), "figures": "value" in row}
             for row in scores]
 
 
@@ -302,7 +294,7 @@ def _values_chart(run: ValuationRun, scores: list[dict]):
         labels=[row["participant"] for row in rows], y_title=run.metric,
         values=[row["value"] for row in rows], lows=[row["ci_low"] for row in rows],
         highs=[row["ci_high"] for row in rows], columns=["Participant", "Value", "95 % low", "95 % high"],
-        rows=[[row["participant"], _figure(row["value"]), _figure(row["ci_low"]), _figure(row["ci_high"])]
+        rows=[[row["participant"], figure(row["value"]), figure(row["ci_low"]), figure(row["ci_high"])]
               for row in rows],
     )
 
@@ -318,7 +310,7 @@ def _rounds_chart(run: ValuationRun, scores: VisibleScores):
         id="rounds-chart", title="Contribution by round (the leading participants stacked; the total is the round's sum)",
         labels=[row[0] for row in rows], stacked=True, y_title=run.metric,
         datasets={name: [row[i] for row in rows] for i, name in enumerate(columns[1:-1], start=1)},
-        columns=columns, rows=[[row[0], *(_figure(value) for value in row[1:])] for row in rows],
+        columns=columns, rows=[[row[0], *(figure(value) for value in row[1:])] for row in rows],
     )
 
 
